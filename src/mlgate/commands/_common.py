@@ -1,0 +1,73 @@
+"""What every command shares: settings, `--json` output, and errors -> exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from mlgate.config import PlatformSettings, load_settings
+from mlgate.errors import EXIT_BAD_INPUT, MlgateError
+
+console = Console(stderr=True)
+out = Console()
+
+
+@dataclass
+class State:
+    workspace: str | None = None
+    config: str | None = None
+    _settings: PlatformSettings | None = field(default=None, repr=False)
+
+    def settings(self) -> PlatformSettings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, self.workspace)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_object(State)
+    if obj is None:  # called outside the root callback (tests invoking a sub-app directly)
+        obj = State()
+    return obj
+
+
+def to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    """Machine-readable output on stdout, nothing else on stdout."""
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(exc: MlgateError) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def run_guarded(app: typer.Typer) -> int:
+    """Run the app; MlgateError -> its exit code. Usage errors exit 2 (click's own handling)."""
+    try:
+        app()
+    except MlgateError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else EXIT_BAD_INPUT
+    return 0

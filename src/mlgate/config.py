@@ -1,0 +1,141 @@
+"""Typed platform configuration.
+
+Switching between the embedded default and production is configuration, never code: every
+setting comes from `mlgate.yaml` (searched in the current directory, or `MLGATE_CONFIG`) and
+can be overridden by `MLGATE_*` environment variables (nested with `__`, e.g.
+`MLGATE_GITOPS__REMOTE`). Capability-specific configs (datasets, models, gate policies) live
+next to the code that reads them and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlgate.errors import ConfigError
+from mlgate.workspace import Workspace
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MlflowSettings(_Strict):
+    # None -> sqlite:///<workspace>/mlflow/mlflow.db with artifacts beside it.
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+
+
+class FeastSettings(_Strict):
+    # None -> the repository's feature_repo/ rendered into the workspace (local default).
+    repo_path: str | None = None
+
+
+class RegistrySettings(_Strict):
+    address: str = "127.0.0.1:5555"
+    insecure: bool = True
+
+
+class GitopsSettings(_Strict):
+    # None -> a bare repository in the workspace (.mlgate/gitops.git), seeded from manifests/.
+    remote: str | None = None
+    branch: str = "main"
+    github_api: str = "https://api.github.com"
+    github_repo: str | None = None  # owner/name when the remote is on GitHub
+
+
+class PlatformSettings(BaseSettings):
+    """The platform's settings; the defaults are the embedded default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    workspace: str | None = None
+    seed: int = 7
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    feast: FeastSettings = Field(default_factory=FeastSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    gitops: GitopsSettings = Field(default_factory=GitopsSettings)
+    crd_schemas: str | None = None
+
+    def ws(self) -> Workspace:
+        return Workspace.resolve(self.workspace).ensure()
+
+    def mlflow_tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{self.ws().mlflow_dir / 'mlflow.db'}"
+
+    def crd_schema_dir(self) -> Path | None:
+        """Where the upstream CRD schemas live (MLGATE_CRD_SCHEMAS, else ../shared/schemas/crds)."""
+        if self.crd_schemas:
+            return Path(self.crd_schemas)
+        for cand in (REPO_ROOT.parent / "shared" / "schemas" / "crds",):
+            if cand.is_dir():
+                return cand
+        return None
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Any:
+    """Read YAML with an error that names the file."""
+    p = Path(path)
+    try:
+        with p.open("r", encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from exc
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Pydantic errors as `field.path: message` lines."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        out.append(f"{loc}: {err['msg']}")
+    return out
+
+
+def parse_model(cls: type[T], data: Any, source: str) -> T:
+    """Validate `data` into `cls`; a failure names the source file and each bad field."""
+    try:
+        return cls.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source}: invalid {cls.__name__}", problems=validation_problems(exc)
+        ) from exc
+
+
+def load_settings(config_path: str | None = None, workspace: str | None = None) -> PlatformSettings:
+    """Platform settings from mlgate.yaml (if any) overlaid by MLGATE_* environment variables."""
+    path = config_path or os.environ.get("MLGATE_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        data = load_yaml(path) or {}
+    elif Path("mlgate.yaml").is_file():
+        data = load_yaml("mlgate.yaml") or {}
+        path = "mlgate.yaml"
+    try:
+        # Environment variables win over the file (pydantic-settings: init kwargs win, so merge).
+        env_settings = PlatformSettings()
+        merged = {**data, **env_settings.model_dump(exclude_unset=True)}
+        settings = PlatformSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{path or 'environment'}: invalid platform settings", problems=validation_problems(exc)
+        ) from exc
+    if workspace:
+        settings = settings.model_copy(update={"workspace": workspace})
+    return settings

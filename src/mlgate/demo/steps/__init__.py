@@ -1,0 +1,1 @@
+"""Demo steps, one module per capability; each defines `STEP = DemoStep(order=..., ...)`."""
