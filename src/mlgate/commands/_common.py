@@ -14,7 +14,7 @@ from rich.console import Console
 from mlgate.config import PlatformSettings, load_settings
 from mlgate.errors import EXIT_BAD_INPUT, MlgateError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

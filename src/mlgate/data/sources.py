@@ -1,0 +1,79 @@
+"""Where datasets are: the workspace's world and the dataset config that describes a path.
+
+Commands accept a world folder, a dataset config or a data file; this module turns any of
+them into one `DatasetConfig`, so validation and training read only configs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgate.config import REPO_ROOT, PlatformSettings
+from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
+from mlgate.errors import BadInputError
+from mlgate.workspace import Workspace
+
+CREDIT_WORLD_CONFIG = REPO_ROOT / "config" / "datasets" / "credit_world.yaml"
+WORLD_NAME = "world"
+
+
+def world_dir(settings: PlatformSettings) -> Path:
+    """The workspace's world folder: <workspace>/data/world (not created: readers write nothing)."""
+    return Workspace.resolve(settings.workspace).root / "data" / WORLD_NAME
+
+
+def bind_world(cfg: DatasetConfig, folder: str | Path) -> DatasetConfig:
+    """Point a synthetic config at a world folder; its protected table lives in that folder."""
+    root = Path(folder).resolve()
+    protected = cfg.protected_path
+    if protected and not Path(protected).is_absolute():
+        protected = str(root / protected)
+    return cfg.model_copy(
+        update={"path": str(root), "format": "synthetic", "protected_path": protected}
+    )
+
+
+def credit_world_config(folder: str | Path) -> DatasetConfig:
+    """The credit world's dataset config (config/datasets/credit_world.yaml) for `folder`."""
+    return bind_world(load_dataset_config(CREDIT_WORLD_CONFIG), folder)
+
+
+def with_workspace(cfg: DatasetConfig, settings: PlatformSettings) -> DatasetConfig:
+    """Expand `{workspace}` in the config's paths with the settings' workspace."""
+    root = str(Workspace.resolve(settings.workspace).root)
+    update = {"path": cfg.path.replace("{workspace}", root)}
+    if cfg.protected_path:
+        update["protected_path"] = cfg.protected_path.replace("{workspace}", root)
+    cfg = cfg.model_copy(update=update)
+    if cfg.resolved_format == "synthetic":
+        return bind_world(cfg, cfg.resolve_path())
+    return cfg
+
+
+def dataset_for(
+    settings: PlatformSettings, path: Path | None, dataset: Path | None
+) -> DatasetConfig:
+    """The dataset config for a command's PATH and --dataset arguments.
+
+    --dataset CONFIG [PATH]: the config, reading PATH instead of its `path` if given;
+    PATH.yaml: that config; PATH/ (a folder): a generated world; nothing: the workspace's world.
+    """
+    if dataset is not None:
+        cfg = with_workspace(load_dataset_config(dataset), settings)
+        if path is None:
+            return cfg
+        if path.is_dir():
+            return bind_world(cfg, path)
+        return cfg.model_copy(update={"path": str(path.resolve()), "format": None})
+    if path is None:
+        return credit_world_config(world_dir(settings))
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return with_workspace(load_dataset_config(path), settings)
+    if path.is_dir():
+        return credit_world_config(path)
+    if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+        raise BadInputError(
+            f"{path}: a data file needs --dataset CONFIG.yaml naming its entity key, event "
+            "timestamp, label and features (see config/datasets/example_external.yaml)"
+        )
+    raise BadInputError(f"{path}: not found, or not a world folder, dataset config or data file")
