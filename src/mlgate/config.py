@@ -37,11 +37,20 @@ class MlflowSettings(_Strict):
 class FeastSettings(_Strict):
     # None -> the repository's feature_repo/ rendered into the workspace (local default).
     repo_path: str | None = None
+    # None -> what feature_store.yaml says; "duckdb" = Feast's built-in DuckDB offline store.
+    offline_store: str | None = None
 
 
 class RegistrySettings(_Strict):
     address: str = "127.0.0.1:5555"
     insecure: bool = True
+
+
+class ImageSettings(_Strict):
+    # None -> a Debian bookworm base built with debootstrap once and cached (mlgate.packaging).
+    base_image: str | None = None
+    debian_mirror: str | None = None  # None -> the mirror in /etc/apt sources
+    build_dir: str | None = None  # None -> <workspace>/images/.build
 
 
 class GitopsSettings(_Strict):
@@ -64,6 +73,7 @@ class PlatformSettings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    image: ImageSettings = Field(default_factory=ImageSettings)
     gitops: GitopsSettings = Field(default_factory=GitopsSettings)
     crd_schemas: str | None = None
 

@@ -1,0 +1,237 @@
+"""The MLflow registry, read side: find a version, load it, and trace where it came from.
+
+Other capabilities (gates, packaging, gitops, serving, audit) depend on these functions and on
+the model-version tags `data_fingerprint`, `feature_service`, `git_commit`,
+`training_set_fingerprint` (plus `feature_views`, `dataset`, `training_set_uri`,
+`holdout_uri`, `windows`). The tracking URI always comes from the platform settings; the
+embedded default is SQLite with artifacts in `<workspace>/mlflow/artifacts`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import requests
+from pydantic import BaseModel
+
+from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.training.reason_codes import ReasonCode
+from mlgate.training.split import SplitWindows
+
+CHALLENGER = "challenger"
+TAG_KEYS = (
+    "data_fingerprint",
+    "feature_service",
+    "git_commit",
+    "training_set_fingerprint",
+    "feature_views",
+    "dataset",
+    "training_set_uri",
+    "holdout_uri",
+    "windows",
+)
+
+
+class Lineage(BaseModel):
+    model: str
+    version: str
+    run_id: str
+    data_fingerprint: str
+    training_set_fingerprint: str
+    training_set_uri: str
+    holdout_uri: str
+    feature_service: str | None
+    feature_views: list[str]
+    dataset: str
+    git_commit: str
+    created: str
+    aliases: list[str]
+
+
+def is_local_uri(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
+
+
+def connect(settings: PlatformSettings) -> Any:
+    """An MlflowClient on the configured tracking server, checked to answer (else a clear error).
+
+    Also points the fluent API (used by log_model) at the same server: callers must not rely on
+    any other tracking URI being set globally.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    # Quiet: MLflow's INFO lines and progress bars would bury the command's own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*noload.*")  # SQLAlchemy, inside MLflow's store
+    # log_model's CloudPickle notice: the model object is ours, by design (see pyfunc.py).
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    uri = settings.mlflow_tracking_uri()
+    registry_uri = settings.mlflow.registry_uri or uri
+    if uri.startswith(("http://", "https://")):
+        try:
+            resp = requests.get(uri.rstrip("/") + "/health", timeout=5)
+        except requests.RequestException as exc:
+            raise ExternalServiceError(
+                f"MLflow tracking server {uri} does not answer ({type(exc).__name__}); "
+                "check mlflow.tracking_uri / MLGATE_MLFLOW__TRACKING_URI"
+            ) from None
+        if resp.status_code != 200:
+            raise ExternalServiceError(
+                f"MLflow tracking server {uri} answered /health with HTTP {resp.status_code}"
+            )
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        if not db.parent.is_dir():
+            raise ExternalServiceError(
+                f"MLflow tracking URI {uri}: folder {db.parent} does not exist"
+            )
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(registry_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # any backend failure: a service problem, not a traceback
+        raise ExternalServiceError(
+            f"MLflow tracking URI {uri} is not usable: {str(exc).splitlines()[0][:300]}"
+        ) from None
+    return client
+
+
+def resolve_version(client: Any, model: str, version_or_alias: str | int) -> Any:
+    """A ModelVersion from a number or an alias; unknown ones are bad input."""
+    from mlflow.exceptions import MlflowException
+
+    ref = str(version_or_alias)
+    try:
+        if ref.isdigit():
+            return client.get_model_version(model, ref)
+        return client.get_model_version_by_alias(model, ref)
+    except MlflowException as exc:
+        raise BadInputError(f"model {model!r} has no version or alias {ref!r}") from exc
+
+
+def version_lineage(settings: PlatformSettings, model: str, version: str | int) -> Lineage:
+    """Where a registered version came from, read from its tags (written at registration)."""
+    client = connect(settings)
+    mv = resolve_version(client, model, version)
+    tags = dict(mv.tags or {})
+    missing = [k for k in TAG_KEYS if k not in tags]
+    if missing:
+        raise BadInputError(f"{model} version {mv.version} lacks lineage tags {missing}")
+    return Lineage(
+        model=model,
+        version=str(mv.version),
+        run_id=str(mv.run_id),
+        data_fingerprint=tags["data_fingerprint"],
+        training_set_fingerprint=tags["training_set_fingerprint"],
+        training_set_uri=tags["training_set_uri"],
+        holdout_uri=tags["holdout_uri"],
+        feature_service=tags["feature_service"] or None,
+        feature_views=[v for v in tags["feature_views"].split(",") if v],
+        dataset=tags["dataset"],
+        git_commit=tags["git_commit"],
+        created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat(),
+        aliases=sorted(getattr(mv, "aliases", []) or []),
+    )
+
+
+def _download(settings: PlatformSettings, uri: str) -> Path:
+    import mlflow
+
+    connect(settings)
+    dest = Path(tempfile.mkdtemp(prefix="mlgate-artifact-"))
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+    except Exception as exc:
+        raise ExternalServiceError(f"cannot download {uri}: {str(exc)[:300]}") from None
+
+
+def read_artifact_json(settings: PlatformSettings, run_id: str, path: str) -> Any:
+    return json.loads(_download(settings, f"runs:/{run_id}/{path}").read_text())
+
+
+def load_training_set(
+    settings: PlatformSettings,
+    model: str,
+    version: str | int,
+    window: Literal["train", "validation", "holdout", "all"] = "train",
+) -> pd.DataFrame:
+    """The exact training set a version was built from (parquet kept with its run).
+
+    `window="train"` (default) is what the classifier was fitted on: the drift reference.
+    `"all"` is the whole matured, approved set the out-of-time split was cut from.
+    """
+    lin = version_lineage(settings, model, version)
+    df = pd.read_parquet(_download(settings, lin.training_set_uri))
+    if window == "all":
+        return df
+    client = connect(settings)
+    tags = resolve_version(client, model, version).tags
+    w = SplitWindows.model_validate_json(tags["windows"])
+    ts_col = tags.get("event_timestamp_column")
+    if not ts_col:
+        raise BadInputError(f"{model} version {version} lacks tag event_timestamp_column")
+    ts = pd.to_datetime(df[ts_col], utc=True)
+    v0, h0 = pd.Timestamp(w.validation_start), pd.Timestamp(w.holdout_start)
+    mask = {"train": ts < v0, "validation": (ts >= v0) & (ts < h0), "holdout": ts >= h0}[window]
+    return df[mask].reset_index(drop=True)
+
+
+def load_holdout(settings: PlatformSettings, model: str, version: str | int) -> pd.DataFrame:
+    """The out-of-time holdout rows of a version (features, label, early label, decision)."""
+    lin = version_lineage(settings, model, version)
+    return pd.read_parquet(_download(settings, lin.holdout_uri))
+
+
+@dataclass
+class Scorer:
+    """A loaded registered version: PD and reason codes, with its identity."""
+
+    model: str
+    version: str
+    run_id: str
+    python_model: Any  # mlgate.training.pyfunc.CreditRiskModel
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.python_model.features)
+
+    def predict_pd(self, df: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.python_model.predict_pd(df))
+
+    def reason_codes(self, df: pd.DataFrame, top_k: int | None = None) -> list[list[ReasonCode]]:
+        return list(self.python_model.reason_codes(df, top_k=top_k))
+
+
+def load_scorer(settings: PlatformSettings, model: str, version_or_alias: str | int) -> Scorer:
+    """Load a registered version (number or alias) through mlflow.pyfunc."""
+    import mlflow.pyfunc
+
+    client = connect(settings)
+    mv = resolve_version(client, model, version_or_alias)
+    os.environ.setdefault("MLFLOW_DISABLE_ENV_MANAGER_CONDA_WARNING", "true")
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{model}/{mv.version}")
+    except Exception as exc:
+        raise ExternalServiceError(
+            f"cannot load {model} version {mv.version}: {str(exc)[:300]}"
+        ) from None
+    python_model = loaded.unwrap_python_model()
+    python_model.model_version = str(mv.version)
+    python_model.model_name = model
+    return Scorer(
+        model=model, version=str(mv.version), run_id=str(mv.run_id), python_model=python_model
+    )

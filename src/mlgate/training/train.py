@@ -1,0 +1,520 @@
+"""`mlgate train`: training set from Feast -> out-of-time split -> calibrated model -> MLflow.
+
+The functional core is `fit_and_evaluate` (no I/O besides reading protected attributes for the
+fairness table): the same function trains a new version and reproduces an old one, which is
+what makes "reproduction matches" a meaningful test. `train_model` adds the training set from
+Feast, lineage (fingerprints, feature service, git commit) and the MLflow run + registration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from mlgate.config import REPO_ROOT, PlatformSettings, parse_model
+from mlgate.data import schema
+from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
+from mlgate.data.fingerprint import fingerprint, read_table
+from mlgate.data.sources import with_workspace
+from mlgate.errors import BadInputError, MlgateError
+from mlgate.training.evaluate import Evaluation, Metrics, evaluate
+from mlgate.training.model_card import GroupRates, ModelCardData, fairness_table
+from mlgate.training.model_config import ModelConfig, model_config_from_dict
+from mlgate.training.pipeline import DEFAULT_PARAMS, fit_pd_model, prepare_frame
+from mlgate.training.pyfunc import CreditRiskModel
+from mlgate.training.reason_codes import attribute
+from mlgate.training.split import Split, SplitWindows, out_of_time_split
+
+Progress = Callable[[str], None]
+POLICY_DIR = REPO_ROOT / "config" / "policies"
+
+
+class TrainResult(BaseModel):
+    model: str
+    version: str | None
+    run_id: str | None
+    algorithm: str
+    metrics: Metrics
+    data_fingerprint: str
+    training_set_fingerprint: str
+    feature_service: str | None
+    windows: SplitWindows
+    aliases: list[str] = []
+    model_card: str | None = None  # path of the HTML card in the workspace
+    training_set_source: str = "feast"
+    reproduced_from: str | None = None
+    holdout_identical: bool | None = None
+    holdout_max_abs_diff: float | None = None
+    seconds: dict[str, float] = {}
+
+
+def git_commit() -> str:
+    """The code's commit (`git rev-parse HEAD` of this repository), or "unknown"."""
+    try:
+        import git
+
+        repo = git.Repo(REPO_ROOT, search_parent_directories=True)
+        sha = repo.head.commit.hexsha
+        return f"{sha}-dirty" if repo.is_dirty(untracked_files=False) else sha
+    except Exception:
+        return "unknown"
+
+
+def feast_lineage(dataset: DatasetConfig) -> tuple[str, list[str]]:
+    """(feature service, feature views) the dataset's training sets come from."""
+    from mlgate.features import external
+    from mlgate.features.training_set import feature_service_name
+
+    if dataset.resolved_format == "synthetic":
+        views = [schema.FEAST_BUREAU_VIEW, schema.FEAST_TRANSACTION_VIEW]
+    else:
+        views = [external.view_name(dataset)]
+    return feature_service_name(dataset), views
+
+
+def load_protected(dataset: DatasetConfig) -> pd.DataFrame | None:
+    """Protected attributes keyed by the entity key (never model inputs), or None if absent."""
+    if not dataset.protected_attributes:
+        return None
+    if dataset.protected_path:
+        raw = Path(dataset.protected_path)
+        if dataset.resolved_format == "synthetic" and not raw.is_absolute():
+            path = dataset.resolve_path() / raw
+        else:
+            path = dataset.resolve_path(dataset.protected_path)
+    else:
+        path = dataset.resolve_path()
+    if not path.is_file():
+        return None
+    cols = [dataset.entity_key, *dataset.protected_attributes]
+    table = read_table(path).to_pandas()
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise BadInputError(f"{path}: protected-attribute column(s) {missing} missing")
+    return table[cols].drop_duplicates(dataset.entity_key, keep="last")
+
+
+def dataset_fingerprint(dataset: DatasetConfig) -> str:
+    path = dataset.resolve_path()
+    if not path.exists():
+        raise BadInputError(f"dataset {dataset.name!r}: {path} not found")
+    return fingerprint(path).sha256
+
+
+def canonical(df: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """A fixed row order (timestamp, row key), so training is a function of the content."""
+    keys = [dataset.event_timestamp] + [dataset.row_key or dataset.entity_key]
+    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+@dataclass
+class Fitted:
+    """A fitted, evaluated model and everything logging and the model card need."""
+
+    model_cfg: ModelConfig
+    dataset: DatasetConfig
+    training_set: pd.DataFrame
+    training_set_fp: str
+    holdout_fp: str
+    data_fingerprint: str
+    feature_service: str | None
+    feature_views: list[str]
+    git_commit: str
+    split: Split
+    python_model: CreditRiskModel
+    evaluation: Evaluation
+    holdout_pd: np.ndarray
+    train_auc: float
+    validation_auc: float
+    fairness: list[GroupRates]
+    fairness_note: str
+    reason_code_method: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key_columns(self) -> list[str]:
+        ds = self.dataset
+        return [c for c in (ds.row_key, ds.entity_key, ds.event_timestamp) if c]
+
+    def params_to_log(self) -> dict[str, Any]:
+        cfg = self.model_cfg
+        params = {**DEFAULT_PARAMS[cfg.algorithm], **cfg.params}
+        out: dict[str, Any] = {f"param.{k}": v for k, v in params.items()}
+        out.update(
+            {
+                "algorithm": cfg.algorithm,
+                "calibration": cfg.calibration,
+                "seed": cfg.seed,
+                "cutoff": cfg.cutoff,
+                "holdout_months": cfg.split.holdout_months,
+                "validation_months": cfg.split.validation_months,
+                "reason_code_reference": cfg.reason_codes.reference,
+                "dataset": self.dataset.name,
+                "data_fingerprint": self.data_fingerprint,
+                "training_set_fingerprint": self.training_set_fp,
+                "holdout_fingerprint": self.holdout_fp,
+                "feature_service": self.feature_service or "",
+                "feature_views": ",".join(self.feature_views),
+                "git_commit": self.git_commit,
+                "n_features": len(self.python_model.features),
+                **{f"rows.{k}": v for k, v in self._rows().items()},
+            }
+        )
+        return out
+
+    def _rows(self) -> dict[str, int]:
+        w = self.split.windows
+        return {"train": w.train_rows, "validation": w.validation_rows, "holdout": w.holdout_rows}
+
+    def metrics_to_log(self) -> dict[str, float]:
+        m = self.evaluation.metrics.model_dump()
+        out = {f"holdout_{k}": float(v) for k, v in m.items() if isinstance(v, int | float)}
+        out = {k: v for k, v in out.items() if not np.isnan(v)}
+        out["train_auc"] = self.train_auc
+        out["validation_auc"] = self.validation_auc
+        return out
+
+    def input_example(self) -> pd.DataFrame:
+        x = prepare_frame(
+            self.split.holdout,
+            self.python_model.numeric_features,
+            self.python_model.categorical_features,
+        )
+        complete = x.dropna()
+        return (complete if len(complete) >= 3 else x).head(5).reset_index(drop=True)
+
+    def version_tags(self, run_id: str) -> dict[str, str]:
+        base = f"runs:/{run_id}/data"
+        return {
+            "data_fingerprint": self.data_fingerprint,
+            "feature_service": self.feature_service or "",
+            "feature_views": ",".join(self.feature_views),
+            "git_commit": self.git_commit,
+            "training_set_fingerprint": self.training_set_fp,
+            "holdout_fingerprint": self.holdout_fp,
+            "dataset": self.dataset.name,
+            "training_set_uri": f"{base}/training_set/{self.training_set_fp}.parquet",
+            "holdout_uri": f"{base}/holdout/{self.holdout_fp}.parquet",
+            "windows": self.split.windows.model_dump_json(),
+            "event_timestamp_column": self.dataset.event_timestamp,
+            "algorithm": self.model_cfg.algorithm,
+        }
+
+    def card_data(self, version: str | None = None, run_id: str | None = None) -> ModelCardData:
+        cfg, ds = self.model_cfg, self.dataset
+        policy = POLICY_DIR / f"{cfg.name}.yaml"
+        return ModelCardData(
+            model=cfg.name,
+            version=version,
+            run_id=run_id,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            description=cfg.description,
+            intended_use=cfg.intended_use,
+            algorithm=cfg.algorithm,
+            params={**DEFAULT_PARAMS[cfg.algorithm], **cfg.params},
+            calibration=cfg.calibration,
+            seed=cfg.seed,
+            cutoff=cfg.cutoff,
+            dataset=ds.name,
+            dataset_source=f"{ds.resolved_format}: {ds.path}",
+            data_fingerprint=self.data_fingerprint,
+            training_set_fingerprint=self.training_set_fp,
+            feature_service=self.feature_service,
+            feature_views=self.feature_views,
+            git_commit=self.git_commit,
+            windows=self.split.windows,
+            population_rows=len(self.training_set),
+            numeric_features=list(ds.numeric_features),
+            categorical_features=list(ds.categorical_features),
+            protected_attributes=list(ds.protected_attributes),
+            evaluation=self.evaluation,
+            train_auc=self.train_auc,
+            validation_auc=self.validation_auc,
+            fairness=self.fairness,
+            fairness_note=self.fairness_note,
+            reason_code_method=self.reason_code_method,
+            monitoring_policy_path=str(policy.relative_to(REPO_ROOT)) if policy.is_file() else None,
+            monitoring_policy_yaml=policy.read_text() if policy.is_file() else None,
+        )
+
+
+def _labels(df: pd.DataFrame, label: str, where: str) -> np.ndarray:
+    y = pd.to_numeric(df[label], errors="coerce")
+    if y.isna().any() or not y.isin([0, 1]).all():
+        raise BadInputError(f"{where}: label {label!r} must be 0/1 for every matured row")
+    return y.to_numpy(dtype="int64")
+
+
+def fit_and_evaluate(
+    model_cfg: ModelConfig,
+    dataset: DatasetConfig,
+    training_set: pd.DataFrame,
+    *,
+    data_fingerprint: str,
+    feature_service: str | None,
+    feature_views: list[str],
+    commit: str,
+    protected: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> Fitted:
+    """Split out of time, fit, calibrate and evaluate. Deterministic given config and content."""
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    missing = [c for c in dataset.features + [dataset.label] if c not in training_set.columns]
+    if missing:
+        raise BadInputError(f"training set of {dataset.name!r}: missing column(s) {missing}")
+    df = canonical(training_set, dataset)
+    ts_fp = fingerprint(df).sha256
+    split = out_of_time_split(df, dataset.event_timestamp, dataset.label, model_cfg.split)
+    say(
+        f"out-of-time split: train {split.windows.train_rows}, calibration "
+        f"{split.windows.validation_rows}, holdout {split.windows.holdout_rows} rows"
+    )
+    y_train = _labels(split.train, dataset.label, "training window")
+    y_val = _labels(split.validation, dataset.label, "calibration window")
+    y_hold = _labels(split.holdout, dataset.label, "holdout window")
+    say(f"fitting {model_cfg.algorithm} + {model_cfg.calibration} calibration")
+    pd_model = fit_pd_model(
+        model_cfg,
+        dataset.numeric_features,
+        dataset.categorical_features,
+        split.train,
+        y_train,
+        split.validation,
+        y_val,
+    )
+    t_fit = time.perf_counter()
+    python_model = CreditRiskModel(
+        pd_model,
+        model_name=model_cfg.name,
+        cutoff=model_cfg.cutoff,
+        top_k=model_cfg.reason_codes.top_k,
+    )
+    say("evaluating on the out-of-time holdout")
+    holdout_pd = python_model.predict_pd(split.holdout)
+    ev = evaluate(y_hold, holdout_pd, model_cfg.cutoff)
+    from sklearn.metrics import roc_auc_score
+
+    train_auc = float(roc_auc_score(y_train, python_model.logit(split.train)))
+    val_auc = float(roc_auc_score(y_val, python_model.logit(split.validation)))
+    fairness: list[GroupRates] = []
+    note = ""
+    if protected is not None:
+        joined = split.holdout[[dataset.entity_key]].merge(
+            protected, on=dataset.entity_key, how="left"
+        )
+        fairness = fairness_table(
+            y_hold, holdout_pd, model_cfg.cutoff, joined[dataset.protected_attributes]
+        )
+    else:
+        note = "Protected attributes are not available for this dataset: no group rates."
+    method = attribute(pd_model, split.holdout.head(1)).method
+    t_eval = time.perf_counter()
+    return Fitted(
+        model_cfg=model_cfg,
+        dataset=dataset,
+        training_set=df,
+        training_set_fp=ts_fp,
+        holdout_fp=fingerprint(split.holdout).sha256,
+        data_fingerprint=data_fingerprint,
+        feature_service=feature_service,
+        feature_views=feature_views,
+        git_commit=commit,
+        split=split,
+        python_model=python_model,
+        evaluation=ev,
+        holdout_pd=holdout_pd,
+        train_auc=train_auc,
+        validation_auc=val_auc,
+        fairness=fairness,
+        fairness_note=note,
+        reason_code_method=method,
+        seconds={"fit": t_fit - t0, "evaluate": t_eval - t_fit},
+    )
+
+
+def _result(fitted: Fitted, **kw: Any) -> TrainResult:
+    return TrainResult(
+        model=fitted.model_cfg.name,
+        algorithm=fitted.model_cfg.algorithm,
+        metrics=fitted.evaluation.metrics,
+        data_fingerprint=fitted.data_fingerprint,
+        training_set_fingerprint=fitted.training_set_fp,
+        feature_service=fitted.feature_service,
+        windows=fitted.split.windows,
+        **kw,
+    )
+
+
+def train_on_frame(
+    settings: PlatformSettings,
+    model_cfg: ModelConfig,
+    dataset: DatasetConfig,
+    training_set: pd.DataFrame,
+    *,
+    data_fingerprint: str,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fit, evaluate, log and register a version from an already built training set."""
+    from mlgate.training.registry import CHALLENGER, connect
+    from mlgate.training.track import log_and_register, publish_card
+
+    t0 = time.perf_counter()
+    client = connect(settings)  # before any work: a broken server fails fast, nothing written
+    t_connect = time.perf_counter() - t0
+    service, views = feast_lineage(dataset)
+    fitted = fit_and_evaluate(
+        model_cfg,
+        dataset,
+        training_set,
+        data_fingerprint=data_fingerprint,
+        feature_service=service,
+        feature_views=views,
+        commit=git_commit(),
+        protected=load_protected(dataset),
+        progress=progress,
+    )
+    t0 = time.perf_counter()
+    version, run_id, card = log_and_register(settings, client, fitted, progress=progress)
+    t_log = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out_dir = settings.ws().reports_dir / "model_cards" / f"{model_cfg.name}-v{version}"
+    card_path = publish_card(card, out_dir)
+    t_card = time.perf_counter() - t0
+    return _result(
+        fitted,
+        version=version,
+        run_id=run_id,
+        aliases=[CHALLENGER],
+        model_card=str(card_path),
+        seconds={
+            "connect": t_connect,
+            **fitted.seconds,
+            "log_register": t_log,
+            "model_card": t_card,
+        },
+    )
+
+
+def train_model(
+    settings: PlatformSettings,
+    model_cfg: ModelConfig,
+    *,
+    reproduce: str | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train and register a new version, or (`reproduce="model/version"`) retrain an old one."""
+    if reproduce:
+        return reproduce_version(settings, reproduce, progress=progress)
+    from mlgate.features.training_set import build_training_set
+    from mlgate.training.registry import connect
+
+    connect(settings)
+    say = progress or (lambda _msg: None)
+    dataset = with_workspace(load_dataset_config(model_cfg.dataset_path()), settings)
+    say(f"building the training set of {dataset.name!r} through Feast")
+    t0 = time.perf_counter()
+    data_fp = dataset_fingerprint(dataset)
+    training_set = build_training_set(settings, dataset, approved_only=True, matured_only=True)
+    t_build = time.perf_counter() - t0
+    result = train_on_frame(
+        settings, model_cfg, dataset, training_set, data_fingerprint=data_fp, progress=progress
+    )
+    result.seconds = {"training_set": t_build, **result.seconds}
+    return result
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    name, sep, version = ref.partition("/")
+    if not sep or not name or not version:
+        raise BadInputError(f"--reproduce {ref!r}: expected MODEL/VERSION, e.g. credit_risk/3")
+    return name, version
+
+
+def reproduce_version(
+    settings: PlatformSettings, ref: str, *, progress: Progress | None = None
+) -> TrainResult:
+    """Retrain a registered version from its recorded lineage and compare holdout predictions.
+
+    The training set is rebuilt through Feast over the recorded window; when its fingerprint
+    differs from the recorded one (the source data changed) the content-addressed copy kept
+    with the run is used instead. Nothing is registered.
+    """
+    from mlgate.features.training_set import build_training_set
+    from mlgate.training.registry import (
+        connect,
+        load_holdout,
+        load_scorer,
+        read_artifact_json,
+        resolve_version,
+        version_lineage,
+    )
+
+    say = progress or (lambda _msg: None)
+    name, ref_version = parse_ref(ref)
+    client = connect(settings)
+    mv = resolve_version(client, name, ref_version)
+    version = str(mv.version)
+    lineage = version_lineage(settings, name, version)
+    cfg_data = read_artifact_json(settings, lineage.run_id, "config/model_config.json")
+    model_cfg = model_config_from_dict(cfg_data, f"{ref}: config/model_config.json")
+    ds_data = read_artifact_json(settings, lineage.run_id, "config/dataset_config.json")
+    source_file = ds_data.pop("source_file", None)
+    dataset = parse_model(DatasetConfig, ds_data, f"{ref}: config/dataset_config.json")
+    dataset = dataset.model_copy(update={"source_file": source_file})
+    windows = SplitWindows.model_validate_json(mv.tags["windows"])
+    source = "stored"
+    training_set: pd.DataFrame | None = None
+    data_fp = lineage.data_fingerprint
+    try:
+        say("rebuilding the training set through Feast over the recorded window")
+        end = pd.Timestamp(windows.data_end) + pd.Timedelta(microseconds=1)
+        rebuilt = build_training_set(settings, dataset, start=windows.data_start, end=end)
+        if fingerprint(canonical(rebuilt, dataset)).sha256 == lineage.training_set_fingerprint:
+            training_set, source = rebuilt, "feast (fingerprint matches the recorded one)"
+        else:
+            source = "stored copy (the source data changed: rebuilt fingerprint differs)"
+    except MlgateError as exc:
+        source = f"stored copy (cannot rebuild from source: {str(exc).splitlines()[0]})"
+    if training_set is None:
+        from mlgate.training.registry import _download
+
+        training_set = pd.read_parquet(_download(settings, lineage.training_set_uri))
+        if fingerprint(training_set).sha256 != lineage.training_set_fingerprint:
+            raise BadInputError(
+                f"{ref}: the stored training set does not match its recorded fingerprint"
+            )
+    say(f"training set: {source}")
+    fitted = fit_and_evaluate(
+        model_cfg,
+        dataset,
+        training_set,
+        data_fingerprint=data_fp,
+        feature_service=lineage.feature_service,
+        feature_views=lineage.feature_views,
+        commit=git_commit(),
+        protected=None,
+        progress=progress,
+    )
+    holdout = load_holdout(settings, name, version)
+    registered = load_scorer(settings, name, version).predict_pd(holdout)
+    again = fitted.python_model.predict_pd(holdout)
+    diff = float(np.max(np.abs(registered - again))) if len(again) else 0.0
+    return _result(
+        fitted,
+        version=None,
+        run_id=None,
+        training_set_source=source,
+        reproduced_from=f"{name}/{version}",
+        holdout_identical=bool(np.array_equal(registered, again)),
+        holdout_max_abs_diff=diff,
+        seconds=fitted.seconds,
+    )
