@@ -1,0 +1,330 @@
+"""GitOps verbs: promote, canary, rollback, status, pr, aliases, manifests validate.
+
+Thin shell over `mlgate.gitops`: every change is a commit on a branch (a pull request) in the
+GitOps repository; `mlgate pr merge` is the embedded default's merge button.
+`canary_app` is public so the canary-analysis capability can add `mlgate canary analyze`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mlgate.commands._common import console, emit_json, out, state
+from mlgate.gitops.pr import MergeResult, PullRequest
+
+canary_app = typer.Typer(
+    help="Canary steps in an environment, each a reviewed commit.", no_args_is_help=True
+)
+pr_app = typer.Typer(
+    help="Pull requests of the GitOps repository (the local stand-in for GitHub).",
+    no_args_is_help=True,
+)
+aliases_app = typer.Typer(help="MLflow aliases that mirror git.", no_args_is_help=True)
+manifests_app = typer.Typer(
+    help="Kubernetes manifests of the platform and the models.", no_args_is_help=True
+)
+
+_JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
+
+def _opened(pr: PullRequest, json_out: bool) -> None:
+    if json_out:
+        emit_json(pr)
+        return
+    console.print(f"[green]opened[/] {pr.branch}: {pr.subject}")
+    if pr.github_url:
+        console.print(f"  GitHub: {pr.github_url}")
+    console.print(f"  review: mlgate pr show {pr.branch}")
+    console.print(f"  merge:  mlgate pr merge {pr.branch} --approver NAME")
+
+
+def _override(override_gates: bool, reason: str | None) -> str | None:
+    if override_gates:
+        return reason if reason is not None else ""
+    if reason is not None:
+        from mlgate.errors import BadInputError
+
+        raise BadInputError("--reason is only used with --override-gates")
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("promote")
+    def promote_cmd(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model", help="Registered model name, e.g. credit_risk."),
+        version: str = typer.Option(..., "--version", help="MLflow model version."),
+        to: str = typer.Option(..., "--to", help="dev | stage | prod"),
+        report: Path | None = typer.Option(
+            None, "--report", help="Gate report directory (report.json + report.md)."
+        ),
+        image: str | None = typer.Option(
+            None, "--image", help="REPOSITORY@sha256:... (default: the image build record)."
+        ),
+        override_gates: bool = typer.Option(
+            False, "--override-gates", help="Break-glass: promote without a PASS report."
+        ),
+        reason: str | None = typer.Option(
+            None, "--reason", help="Why the gates are overridden (goes into the commit)."
+        ),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Open the PR that promotes MODEL VERSION to an environment (prod: as canary)."""
+        from mlgate.gitops.promote import promote
+
+        pr = promote(
+            state(ctx).settings(),
+            model,
+            version,
+            to,
+            report,
+            image=image,
+            override_reason=_override(override_gates, reason),
+        )
+        _opened(pr, json_out)
+
+    @canary_app.command("start")
+    def canary_start(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        version: str = typer.Option(..., "--version"),
+        env: str = typer.Option("prod", "--env"),
+        report: Path | None = typer.Option(None, "--report", help="Gate report directory."),
+        weight: int | None = typer.Option(
+            None, "--weight", help="Traffic % (default: policy canary.initial_weight)."
+        ),
+        image: str | None = typer.Option(None, "--image"),
+        override_gates: bool = typer.Option(False, "--override-gates"),
+        reason: str | None = typer.Option(None, "--reason"),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Start VERSION as canary next to the stable version."""
+        from mlgate.gitops import canary
+
+        pr = canary.start(
+            state(ctx).settings(),
+            model,
+            env,
+            version,
+            report,
+            weight=weight,
+            image=image,
+            override_reason=_override(override_gates, reason),
+        )
+        _opened(pr, json_out)
+
+    @canary_app.command("set-weight")
+    def canary_set_weight(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        weight: int = typer.Option(..., "--weight", help="Canary traffic %, 1..99."),
+        env: str = typer.Option("prod", "--env"),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Change the canary's traffic weight (in git; Argo CD applies it)."""
+        from mlgate.gitops import canary
+
+        _opened(canary.set_weight(state(ctx).settings(), model, env, weight), json_out)
+
+    @canary_app.command("promote")
+    def canary_promote(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        env: str = typer.Option("prod", "--env"),
+        report: Path | None = typer.Option(None, "--report", help="Canary gate report directory."),
+        override_gates: bool = typer.Option(False, "--override-gates"),
+        reason: str | None = typer.Option(None, "--reason"),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Make the canary stable and remove the old stable predictor."""
+        from mlgate.gitops import canary
+
+        pr = canary.promote_canary(
+            state(ctx).settings(),
+            model,
+            env,
+            report,
+            override_reason=_override(override_gates, reason),
+        )
+        _opened(pr, json_out)
+
+    @canary_app.command("abort")
+    def canary_abort(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        env: str = typer.Option("prod", "--env"),
+        reason: str = typer.Option(..., "--reason", help="Why (recorded with the quarantine)."),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Remove the canary (all traffic to stable) and quarantine its version. Always allowed."""
+        from mlgate.gitops import canary
+
+        _opened(canary.abort(state(ctx).settings(), model, env, reason), json_out)
+
+    app.add_typer(canary_app, name="canary")
+
+    @app.command("rollback")
+    def rollback_cmd(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        env: str = typer.Option(..., "--env"),
+        reason: str = typer.Option("", "--reason"),
+        json_out: bool = _JSON,
+    ) -> None:
+        """`git revert` the latest change to ENV and quarantine the reverted version."""
+        from mlgate.gitops.rollback import rollback
+
+        _opened(rollback(state(ctx).settings(), model, env, reason), json_out)
+
+    @app.command("status")
+    def status_cmd(ctx: typer.Context, json_out: bool = _JSON) -> None:
+        """What runs where (model x env), read from the GitOps repository's main alone."""
+        from mlgate.gitops.status import read_status
+
+        st = read_status(state(ctx).settings())
+        if json_out:
+            emit_json(st)
+            return
+        table = Table(title=f"{st.remote} ({st.branch} {(st.commit or 'empty')[:10]})")
+        for col in ("model", "env", "stable", "canary", "cut-off", "last change", "quarantined"):
+            table.add_column(col)
+        for ms in st.models:
+            q = ", ".join(e.version for e in ms.quarantined) or "-"
+            for env, es in ms.envs.items():
+                canary = f"{es.canary_version} @ {es.canary_weight}%" if es.canary_version else "-"
+                stable = f"{es.stable_version} ({es.stable_image.split('@')[-1][:19]})"
+                last = f"{(es.last_commit or '')[:10]} {es.last_commit_subject or ''}"
+                table.add_row(ms.model, env, stable, canary, es.cutoff, last, q)
+        out.print(table)
+        if st.open_prs:
+            out.print("open pull requests: " + ", ".join(st.open_prs))
+
+    @pr_app.command("list")
+    def pr_list(ctx: typer.Context, json_out: bool = _JSON) -> None:
+        """Open pull requests."""
+        from mlgate.gitops.pr import list_prs
+
+        prs = list_prs(state(ctx).settings())
+        if json_out:
+            emit_json(prs)
+            return
+        for p in prs:
+            out.print(f"{p.branch}  [{p.author}] {p.subject}")
+        if not prs:
+            out.print("no open pull requests")
+
+    @pr_app.command("show")
+    def pr_show(
+        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = _JSON
+    ) -> None:
+        """A pull request: description (the gate report), trailers and diff."""
+        from mlgate.gitops.pr import show_pr
+
+        p = show_pr(state(ctx).settings(), branch)
+        if json_out:
+            emit_json(p)
+            return
+        out.print(f"[bold]{p.subject}[/]  by {p.author} <{p.author_email}>", highlight=False)
+        out.print(p.description or "(no description)", markup=False, highlight=False)
+        out.print(p.diff or "", markup=False, highlight=False)
+
+    @pr_app.command("merge")
+    def pr_merge(
+        ctx: typer.Context,
+        branch: str = typer.Argument(...),
+        approver: list[str] = typer.Option([], "--approver", help="Who approved (repeat for two)."),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Merge under the four-eyes rules (adds Approved-by trailers)."""
+        from mlgate.gitops.pr import merge_pr
+
+        res: MergeResult = merge_pr(state(ctx).settings(), branch, approver)
+        if json_out:
+            emit_json(res)
+            return
+        console.print(
+            f"[green]merged[/] {res.branch} as {res.commit[:10]} "
+            f"(approved by {', '.join(res.approvers)})"
+        )
+
+    @pr_app.command("close")
+    def pr_close(
+        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = _JSON
+    ) -> None:
+        """Close a pull request without merging it (its branch is deleted)."""
+        from mlgate.gitops.pr import close_pr
+
+        p = close_pr(state(ctx).settings(), branch)
+        if json_out:
+            emit_json(p)
+            return
+        console.print(f"closed {p.branch} ({p.subject})")
+
+    app.add_typer(pr_app, name="pr")
+
+    @aliases_app.command("sync")
+    def aliases_sync(
+        ctx: typer.Context,
+        model: list[str] = typer.Option([], "--model", help="Only these models."),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Set MLflow aliases dev/stage/prod/champion to what git says runs (idempotent)."""
+        from mlgate.gitops.aliases import sync_aliases
+
+        res = sync_aliases(state(ctx).settings(), model or None)
+        if json_out:
+            emit_json(res)
+            return
+        for fix in res.fixed:
+            out.print(f"{fix.model}@{fix.alias}: {fix.before or '-'} -> {fix.after or '(removed)'}")
+        out.print(f"checked {res.checked} aliases, fixed {len(res.fixed)}")
+        for m in res.missing_models:
+            console.print(f"[yellow]warning:[/] {m} is not a registered model in MLflow")
+
+    app.add_typer(aliases_app, name="aliases")
+
+    @manifests_app.command("validate")
+    def manifests_validate(
+        ctx: typer.Context,
+        root: Path | None = typer.Option(
+            None, "--root", help="Checkout to validate (default: this project)."
+        ),
+        gitops: bool = typer.Option(
+            False, "--gitops", help="Validate the GitOps repository's main instead."
+        ),
+        checkov: bool = typer.Option(
+            False, "--checkov", help="Also run checkov (own venv, made on first use)."
+        ),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Render every overlay and validate schemas, Seldon rules, pod security, PromQL."""
+        from mlgate.config import REPO_ROOT
+        from mlgate.gitops.repo import GitopsRepo
+        from mlgate.gitops.validate import validate_tree
+
+        settings = state(ctx).settings()
+        if gitops:
+            repo = GitopsRepo.open(settings)
+            with repo.session():
+                report = validate_tree(repo.work, settings.crd_schema_dir(), checkov=checkov)
+        else:
+            report = validate_tree(root or REPO_ROOT, settings.crd_schema_dir(), checkov=checkov)
+        if json_out:
+            emit_json({**report.model_dump(mode="json"), "ok": report.ok})
+        else:
+            for t in report.targets:
+                mark = "[green]ok[/]" if not t.problems else f"[red]{len(t.problems)} problem(s)[/]"
+                out.print(f"{t.path}: {t.resources} resources, {mark}")
+            for p in report.all_problems():
+                out.print(
+                    f"  [red]x[/] {p.target} {p.resource or ''} [{p.check}] {p.message}",
+                    highlight=False,
+                )
+            out.print(f"promtool: {report.promtool}; checkov: {report.checkov}; {report.seconds} s")
+        if not report.ok:
+            raise typer.Exit(1)
+
+    app.add_typer(manifests_app, name="manifests")

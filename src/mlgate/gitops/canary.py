@@ -1,0 +1,222 @@
+"""`mlgate canary start|set-weight|promote|abort`: every canary step is a reviewed commit.
+
+Traffic weights change only in git (Argo CD self-heal undoes in-cluster edits). `promote`
+makes the canary the stable predictor and removes the old one; `abort` removes the canary
+(all traffic back to stable) and quarantines its version; it is always allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError
+from mlgate.gitops.overlay import Release, check_env, check_model, read_release, write_release
+from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
+from mlgate.gitops.promote import check_report, description, evidence_trailers, promote
+from mlgate.gitops.quarantine import add_quarantine, read_quarantine
+from mlgate.gitops.status import read_status
+
+
+def _running(settings: PlatformSettings, model: str, env: str) -> Release:
+    """The env's release as main has it; it must have a canary."""
+    status = read_status(settings)
+    ms = status.model(model)
+    es = ms.envs.get(env) if ms else None
+    if es is None:
+        raise BadInputError(f"{model} is not deployed in {env}")
+    if es.canary_version is None:
+        raise Refused(f"no canary is running for {model} in {env}")
+    return Release(
+        model=model,
+        env=env,
+        stable_version=es.stable_version,
+        stable_image=es.stable_image,
+        cutoff=es.cutoff,
+        canary_version=es.canary_version,
+        canary_image=es.canary_image,
+        canary_weight=es.canary_weight,
+    )
+
+
+def _same_canary(root: Path, model: str, env: str, expected: Release) -> Release:
+    """Inside the edit: main must still run the canary we planned against."""
+    current = read_release(root, model, env)
+    if current is None or current.canary_version != expected.canary_version:
+        raise Refused(f"the {env} canary of {model} changed meanwhile; look at `mlgate status`")
+    return current
+
+
+def start(
+    settings: PlatformSettings,
+    model: str,
+    env: str,
+    version: str,
+    report: Path | None,
+    *,
+    weight: int | None = None,
+    image: str | None = None,
+    override_reason: str | None = None,
+) -> PullRequest:
+    """Start a canary next to the running stable version (the same rules as promote)."""
+    check_model(model)
+    check_env(env)
+    from mlgate.gitops.status import stable_version
+
+    if stable_version(settings, model, env) is None:
+        raise Refused(f"{model} has no stable version in {env}: a canary needs one to run beside")
+    return promote(
+        settings,
+        model,
+        version,
+        env,
+        report,
+        image=image,
+        override_reason=override_reason,
+        weight=weight,
+    )
+
+
+def set_weight(settings: PlatformSettings, model: str, env: str, weight: int) -> PullRequest:
+    check_model(model)
+    check_env(env)
+    if not 1 <= weight <= 99:
+        raise BadInputError(
+            f"--weight {weight}: must be 1..99 (0 is `canary abort`, 100 is `canary promote`)"
+        )
+    planned = _running(settings, model, env)
+    if planned.canary_weight == weight:
+        raise BadInputError(f"the {env} canary of {model} already runs at {weight}%")
+
+    def edit(root: Path) -> None:
+        current = _same_canary(root, model, env, planned)
+        write_release(root, current.model_copy(update={"canary_weight": weight}))
+
+    subject = (
+        f"Canary {model} {planned.canary_version} in {env}: {planned.canary_weight}% -> {weight}%"
+    )
+    return open_pr(
+        settings,
+        Proposal(
+            model=model,
+            env=env,
+            change="canary-set-weight",
+            version=planned.canary_version,
+            branch=f"canary/{model}-{planned.canary_version}-{env}-weight-{weight}",
+            subject=subject,
+            trailers=[
+                ("Model", model),
+                ("Model-Version", planned.canary_version or ""),
+                ("Environment", env),
+                ("Change", "canary-set-weight"),
+                ("Canary-Weight", str(weight)),
+            ],
+            description=f"## {subject}\n",
+        ),
+        edit,
+    )
+
+
+def promote_canary(
+    settings: PlatformSettings,
+    model: str,
+    env: str,
+    report: Path | None,
+    *,
+    override_reason: str | None = None,
+) -> PullRequest:
+    """Canary -> stable (all traffic), the old stable predictor removed."""
+    check_model(model)
+    check_env(env)
+    planned = _running(settings, model, env)
+    version = planned.canary_version or ""
+    rep = check_report(report, model, version, env, override_reason)
+
+    def edit(root: Path) -> None:
+        current = _same_canary(root, model, env, planned)
+        if any(q.version == version for q in read_quarantine(root, model)):
+            raise Refused(f"{model} version {version} is quarantined: it cannot become stable")
+        assert current.canary_image is not None
+        write_release(
+            root,
+            Release(
+                model=model,
+                env=env,
+                stable_version=version,
+                stable_image=current.canary_image,
+                cutoff=current.cutoff,
+            ),
+        )
+
+    subject = (
+        f"Promote canary {model} {version} to stable in {env} (replaces {planned.stable_version})"
+    )
+    if override_reason is not None:
+        subject += " [GATES OVERRIDDEN]"
+    return open_pr(
+        settings,
+        Proposal(
+            model=model,
+            env=env,
+            change="canary-promote",
+            version=version,
+            branch=f"canary/{model}-{version}-{env}-promote",
+            subject=subject,
+            trailers=[
+                ("Model", model),
+                ("Model-Version", version),
+                ("Environment", env),
+                ("Change", "canary-promote"),
+                ("Image-Digest", (planned.canary_image or "@").split("@", 1)[1]),
+                ("Replaces", planned.stable_version),
+                *evidence_trailers(rep, override_reason),
+            ],
+            description=description(rep, override_reason, f"## {subject}"),
+        ),
+        edit,
+    )
+
+
+def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> PullRequest:
+    """Remove the canary (all traffic back to stable) and quarantine its version."""
+    check_model(model)
+    check_env(env)
+    if not reason.strip():
+        raise BadInputError("--reason: say why the canary is aborted")
+    planned = _running(settings, model, env)
+    version = planned.canary_version or ""
+
+    def edit(root: Path) -> None:
+        current = _same_canary(root, model, env, planned)
+        write_release(
+            root,
+            current.model_copy(
+                update={"canary_version": None, "canary_image": None, "canary_weight": None}
+            ),
+        )
+        add_quarantine(root, model, version, f"canary aborted in {env}: {reason.strip()}", env)
+
+    subject = (
+        f"Abort canary {model} {version} in {env}: all traffic back to {planned.stable_version}"
+    )
+    return open_pr(
+        settings,
+        Proposal(
+            model=model,
+            env=env,
+            change="canary-abort",
+            version=version,
+            branch=f"canary/{model}-{version}-{env}-abort",
+            subject=subject,
+            body=f"Reason: {reason.strip()}",
+            trailers=[
+                ("Model", model),
+                ("Model-Version", version),
+                ("Environment", env),
+                ("Change", "canary-abort"),
+                ("Quarantined", version),
+            ],
+            description=f"## {subject}\n\nReason: {reason.strip()}\n",
+        ),
+        edit,
+    )

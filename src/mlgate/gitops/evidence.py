@@ -1,0 +1,142 @@
+"""What a promotion rests on: the gate report, the image digest, and the MLflow lineage.
+
+Read directly from the files and registry the other capabilities write (gate report
+`report.json` + `report.md`, image build record `<workspace>/images/<model>/<version>.json`,
+MLflow model version tags), so a promotion commit can carry all of it in its trailers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml as pyyaml
+from pydantic import BaseModel
+
+from mlgate.config import REPO_ROOT, PlatformSettings
+from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.gitops.overlay import check_image
+
+DEFAULT_CANARY_WEIGHT = 10
+
+
+class GateReport(BaseModel):
+    path: str
+    sha256: str
+    model: str
+    challenger: str
+    champion: str | None
+    env: str
+    overall: str
+    failing: list[str]
+    markdown: str
+
+
+def _version_of(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        v = value.get("version")
+        return None if v is None else str(v)
+    return str(value)
+
+
+def load_report(report: Path) -> GateReport:
+    """A gate report directory (or its report.json); errors name the file and the key."""
+    path = report / "report.json" if report.is_dir() else report
+    if not path.is_file():
+        raise BadInputError(f"{path}: gate report not found")
+    raw = path.read_bytes()
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{path}: not valid JSON: {exc}") from exc
+    for key in ("model", "challenger", "env", "overall"):
+        if key not in doc:
+            raise BadInputError(f"{path}: key `{key}` is missing")
+    md_path = path.parent / "report.md"
+    markdown = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    failing = [
+        str(g.get("name"))
+        for g in doc.get("gates") or []
+        if isinstance(g, dict) and g.get("status") != "PASS" and g.get("blocking", True)
+    ]
+    return GateReport(
+        path=str(path),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        model=str(doc["model"]),
+        challenger=_version_of(doc["challenger"]) or "",
+        champion=_version_of(doc.get("champion")),
+        env=str(doc["env"]),
+        overall=str(doc["overall"]).upper(),
+        failing=failing,
+        markdown=markdown,
+    )
+
+
+def image_for(settings: PlatformSettings, model: str, version: str, image: str | None) -> str:
+    """`--image REF@DIGEST`, else the image build record of this model version."""
+    if image:
+        return check_image(image, "--image")
+    record = settings.ws().root / "images" / model / f"{version}.json"
+    if not record.is_file():
+        raise BadInputError(
+            f"{record}: no image build record for {model} version {version}; "
+            "build it (`mlgate image build`) or pass --image REPOSITORY@sha256:..."
+        )
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8"))
+        ref = f"{doc['repository']}@{doc['digest']}"
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BadInputError(f"{record}: want keys repository and digest ({exc})") from exc
+    return check_image(ref, str(record))
+
+
+class Lineage(BaseModel):
+    run_id: str | None
+    data_fingerprint: str | None
+    feature_service: str | None
+    git_commit: str | None
+
+
+def mlflow_lineage(settings: PlatformSettings, model: str, version: str) -> Lineage:
+    """The MLflow model version's run and tags; the version must exist in the registry."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = settings.mlflow_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=settings.mlflow.registry_uri or uri)
+    try:
+        mv = client.get_model_version(model, version)
+    except MlflowException as exc:
+        raise BadInputError(
+            f"MLflow ({uri}) has no version {version} of registered model {model!r}"
+        ) from exc
+    except Exception as exc:  # connection problems
+        raise ExternalServiceError(f"MLflow ({uri}) did not answer: {exc}") from exc
+    tags = dict(mv.tags or {})
+    return Lineage(
+        run_id=mv.run_id,
+        data_fingerprint=tags.get("data_fingerprint"),
+        feature_service=tags.get("feature_service"),
+        git_commit=tags.get("git_commit"),
+    )
+
+
+def initial_canary_weight(model: str, policies_dir: Path | None = None) -> int:
+    """`canary.initial_weight` of `config/policies/<model>.yaml`, else 10."""
+    path = (policies_dir or REPO_ROOT / "config" / "policies") / f"{model}.yaml"
+    if not path.is_file():
+        return DEFAULT_CANARY_WEIGHT
+    try:
+        doc = pyyaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except pyyaml.YAMLError as exc:
+        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
+    weight = (doc.get("canary") or {}).get("initial_weight", DEFAULT_CANARY_WEIGHT)
+    if not isinstance(weight, int) or not 1 <= weight <= 99:
+        raise BadInputError(
+            f"{path}: canary.initial_weight must be an integer 1..99, got {weight!r}"
+        )
+    return weight

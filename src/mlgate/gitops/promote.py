@@ -1,0 +1,214 @@
+"""`mlgate promote`: propose a model version for the next environment, as one reviewed commit.
+
+Rules, checked against the remote's main before anything is written:
+- order: a version reaches stage only after it was promoted to dev, prod only after stage;
+- evidence: the gate report for this model, version and environment must say PASS
+  (`--override-gates --reason` is break-glass: the reason goes into the commit, and the merge
+  then needs two approvers);
+- quarantined versions (rolled back, aborted) never come back through automation;
+- into prod, a version enters as the canary at the policy's initial weight (the very first
+  prod version, having nothing to be compared against in traffic, becomes stable directly).
+The commit's trailers carry the lineage: Model, Model-Version, Image-Digest, MLflow-Run,
+Data-Fingerprint, Gate-Report (sha256 of report.json). The PR description is report.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError, Inconclusive
+from mlgate.gitops.evidence import (
+    GateReport,
+    image_for,
+    initial_canary_weight,
+    load_report,
+    mlflow_lineage,
+)
+from mlgate.gitops.history import log
+from mlgate.gitops.overlay import (
+    ENVS,
+    Release,
+    check_env,
+    check_model,
+    overlay_dir,
+    read_release,
+    write_release,
+)
+from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
+from mlgate.gitops.quarantine import read_quarantine
+from mlgate.gitops.repo import GitopsRepo
+
+ENTERING = {"promote", "canary-promote"}
+
+
+def check_report(
+    report: Path | None, model: str, version: str, env: str, override_reason: str | None
+) -> GateReport | None:
+    """The gate report must be for this model/version/env and PASS, unless overridden."""
+    if override_reason is not None and not override_reason.strip():
+        raise BadInputError("--reason: overriding the gates needs a written reason")
+    if report is None:
+        if override_reason is None:
+            raise BadInputError(
+                "--report: a gate report directory is required (or --override-gates)"
+            )
+        return None
+    rep = load_report(report)
+    for key, want, got in (
+        ("model", model, rep.model),
+        ("challenger", version, rep.challenger),
+        ("env", env, rep.env),
+    ):
+        if got != want:
+            raise BadInputError(f"{rep.path}: `{key}` is {got!r}, but this change is for {want!r}")
+    if rep.overall != "PASS" and override_reason is None:
+        failing = f" (failing: {', '.join(rep.failing)})" if rep.failing else ""
+        text = (
+            f"gate report {rep.path} says {rep.overall}{failing}: {model} {version} is not "
+            f"promoted to {env}; nothing was committed"
+        )
+        if rep.overall == "INCONCLUSIVE":
+            raise Inconclusive(text)
+        raise Refused(text)
+    return rep
+
+
+def evidence_trailers(rep: GateReport | None, override_reason: str | None) -> list[tuple[str, str]]:
+    out = []
+    if rep is not None:
+        out += [("Gate-Report", rep.sha256), ("Gate-Result", rep.overall)]
+        if rep.champion:
+            out.append(("Champion", rep.champion))
+    else:
+        out += [("Gate-Report", "none")]
+    if override_reason is not None:
+        out.append(("Override-Reason", " ".join(override_reason.split())))
+    return out
+
+
+def description(rep: GateReport | None, override_reason: str | None, summary: str) -> str:
+    parts = [summary, ""]
+    if override_reason is not None:
+        parts += [
+            "> **GATES OVERRIDDEN (break-glass).** Reason: " + override_reason.strip(),
+            "> Merging needs two approvers other than the author.",
+            "",
+        ]
+    if rep is not None:
+        parts.append(rep.markdown or f"Gate report {rep.path}: {rep.overall}")
+    return "\n".join(parts).strip() + "\n"
+
+
+def previously_in(repo_work: Path, main: str, model: str, env: str, version: str) -> bool:
+    """Was `version` ever merged into `env` (promoted there, or a canary promoted there)?"""
+    for c in log(None, repo_work, main, [overlay_dir(model, env)]):
+        if c.get("Model-Version") == version and c.get("Change") in ENTERING:
+            return True
+    return False
+
+
+def promote(
+    settings: PlatformSettings,
+    model: str,
+    version: str,
+    to: str,
+    report: Path | None,
+    *,
+    image: str | None = None,
+    override_reason: str | None = None,
+    weight: int | None = None,
+    policies_dir: Path | None = None,
+) -> PullRequest:
+    """Open the promotion PR (branch `promote/<model>-<version>-<env>`), or refuse."""
+    check_model(model)
+    check_env(to)
+    version = str(version).strip()
+    if not version:
+        raise BadInputError("--version: empty")
+    from mlgate.gitops.status import read_status
+
+    known = read_status(settings).model(model)  # fail fast, before reading any evidence
+    if known and any(q.version == version for q in known.quarantined):
+        raise Refused(f"{model} version {version} is quarantined: it cannot be promoted again")
+    rep = check_report(report, model, version, to, override_reason)
+    image_ref = image_for(settings, model, version, image)
+    lineage = mlflow_lineage(settings, model, version)
+    canary_weight = weight if weight is not None else initial_canary_weight(model, policies_dir)
+    if not 1 <= canary_weight <= 99:
+        raise BadInputError(f"--weight {canary_weight}: must be 1..99")
+    repo = GitopsRepo.locate(settings)
+
+    def edit(root: Path) -> None:
+        if any(q.version == version for q in read_quarantine(root, model)):
+            raise Refused(
+                f"{model} version {version} is quarantined (see manifests/models/{model}/"
+                "quarantine.yaml): it cannot be promoted again"
+            )
+        idx = ENVS.index(to)
+        if idx > 0 and not previously_in(root, repo.main, model, ENVS[idx - 1], version):
+            raise Refused(
+                f"{model} {version} has not been promoted to {ENVS[idx - 1]}: promotions go "
+                f"{' -> '.join(ENVS)}"
+            )
+        current = read_release(root, model, to)
+        if current and current.stable_version == version:
+            raise BadInputError(f"{model} {version} already runs stable in {to}")
+        if current and current.has_canary:
+            raise Refused(
+                f"a canary ({model} {current.canary_version}) is running in {to}: "
+                "`mlgate canary promote` or `mlgate canary abort` it first"
+            )
+        cutoff = current.cutoff if current else Release.model_fields["cutoff"].default
+        if to == "prod" and current is not None:
+            new = current.model_copy(
+                update={
+                    "canary_version": version,
+                    "canary_image": image_ref,
+                    "canary_weight": canary_weight,
+                }
+            )
+        else:
+            new = Release(
+                model=model, env=to, stable_version=version, stable_image=image_ref, cutoff=cutoff
+            )
+        write_release(root, new)
+
+    as_canary = to == "prod" and (read_current_stable(settings, model, to) is not None)
+    subject = (
+        f"Promote {model} {version} to {to}"
+        + (f" as canary at {canary_weight}%" if as_canary else "")
+        + (" [GATES OVERRIDDEN]" if override_reason is not None else "")
+    )
+    trailers = [
+        ("Model", model),
+        ("Model-Version", version),
+        ("Environment", to),
+        ("Change", "promote"),
+        ("Image-Digest", image_ref.split("@", 1)[1]),
+        ("Image", image_ref),
+        ("MLflow-Run", lineage.run_id or "unknown"),
+        ("Data-Fingerprint", lineage.data_fingerprint or "unknown"),
+        ("Feature-Service", lineage.feature_service or ""),
+        ("Training-Commit", lineage.git_commit or ""),
+        *([("Canary-Weight", str(canary_weight))] if as_canary else []),
+        *evidence_trailers(rep, override_reason),
+    ]
+    proposal = Proposal(
+        model=model,
+        env=to,
+        change="promote",
+        version=version,
+        branch=f"promote/{model}-{version}-{to}",
+        subject=subject,
+        body=f"Gate report: {rep.path if rep else 'none (gates overridden)'}",
+        trailers=trailers,
+        description=description(rep, override_reason, f"## {subject}"),
+    )
+    return open_pr(settings, proposal, edit)
+
+
+def read_current_stable(settings: PlatformSettings, model: str, env: str) -> str | None:
+    from mlgate.gitops.status import stable_version
+
+    return stable_version(settings, model, env)

@@ -1,0 +1,84 @@
+"""Quarantined versions: rolled back or aborted, so automation must not bring them back.
+
+Kept in git next to the model's overlays (`manifests/models/<model>/quarantine.yaml`), outside
+every environment folder: it renders into nothing, so reverting an environment's change never
+touches it, and it travels with the history like everything else.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml as pyyaml
+from pydantic import BaseModel
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from mlgate.errors import BadInputError
+from mlgate.gitops.overlay import model_dir
+
+_LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
+
+QUARANTINE_FILE = "quarantine.yaml"
+_HEADER = (
+    "# Versions of {model} that automation must not bring back (rolled back or aborted).\n"
+    "# Written by `mlgate rollback` and `mlgate canary abort`; remove an entry only by a\n"
+    "# reviewed pull request that says why the version is safe again.\n"
+)
+
+
+class QuarantineEntry(BaseModel):
+    version: str
+    reason: str
+    env: str | None = None
+    at: str | None = None
+
+
+def quarantine_path(model: str) -> str:
+    return f"{model_dir(model)}/{QUARANTINE_FILE}"
+
+
+def parse_quarantine(text: str | None, source: str) -> list[QuarantineEntry]:
+    if not text:
+        return []
+    try:
+        doc = pyyaml.load(text, Loader=_LOADER) or {}
+        return [QuarantineEntry.model_validate(e) for e in doc.get("versions") or []]
+    except (pyyaml.YAMLError, ValueError, AttributeError) as exc:
+        raise BadInputError(f"{source}: not a valid quarantine list: {exc}") from exc
+
+
+def read_quarantine(root: Path, model: str) -> list[QuarantineEntry]:
+    path = root / quarantine_path(model)
+    return parse_quarantine(path.read_text(encoding="utf-8") if path.exists() else None, str(path))
+
+
+def add_quarantine(root: Path, model: str, version: str, reason: str, env: str | None) -> bool:
+    """Append `version` (round-trip edit); False when it was already quarantined."""
+    path = root / quarantine_path(model)
+    if any(e.version == version for e in read_quarantine(root, model)):
+        return False
+    y = YAML()
+    y.indent(mapping=2, sequence=4, offset=2)
+    doc: Any
+    if path.exists():
+        doc = y.load(path.read_text(encoding="utf-8"))
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = y.load(_HEADER.format(model=model) + "versions: []\n")
+    if not isinstance(doc.get("versions"), list) or not doc["versions"]:
+        doc["versions"] = CommentedSeq()
+    entry = CommentedMap()
+    entry["version"] = version
+    entry["reason"] = reason
+    if env:
+        entry["env"] = env
+    entry["at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc["versions"].append(entry)
+    buf = io.StringIO()
+    y.dump(doc, buf)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return True

@@ -1,0 +1,194 @@
+"""What runs where, read from git alone (the remote's main).
+
+`stable_version` is the champion lookup the gates use; `read_status` is `mlgate status`.
+Neither creates or seeds anything: when the GitOps repository does not exist yet, nothing is
+deployed. All release files are read in one `git cat-file --batch` and the last change of every
+environment in one `git log`, so status stays fast with thousands of models.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mlgate.config import PlatformSettings
+from mlgate.gitops.overlay import ENVS, RELEASE_FILE, overlay_dir, parse_release
+from mlgate.gitops.pr import PR_PREFIXES
+from mlgate.gitops.quarantine import QUARANTINE_FILE, QuarantineEntry, parse_quarantine
+from mlgate.gitops.repo import GitopsRepo, run_git
+
+
+class EnvStatus(BaseModel):
+    env: str
+    stable_version: str
+    stable_image: str
+    stable_traffic: int
+    canary_version: str | None = None
+    canary_image: str | None = None
+    canary_weight: int | None = None
+    cutoff: str
+    last_commit: str | None = None
+    last_commit_subject: str | None = None
+    last_commit_time: int | None = None
+
+
+class ModelStatus(BaseModel):
+    model: str
+    envs: dict[str, EnvStatus] = Field(default_factory=dict)
+    quarantined: list[QuarantineEntry] = Field(default_factory=list)
+
+
+class Status(BaseModel):
+    remote: str
+    branch: str
+    commit: str | None = None
+    models: list[ModelStatus] = Field(default_factory=list)
+    open_prs: list[str] = Field(default_factory=list)
+
+    def model(self, name: str) -> ModelStatus | None:
+        return next((m for m in self.models if m.model == name), None)
+
+
+class _View(BaseModel):
+    """Where to read main from: a git dir (bare remote on disk) or the working clone."""
+
+    git_dir: Path | None
+    cwd: Path | None
+    ref: str
+
+    def args(self) -> list[str]:
+        return [f"--git-dir={self.git_dir}"] if self.git_dir else []
+
+    def git(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        return run_git([*self.args(), *args], self.cwd, check=check, input=input)
+
+
+def _view(settings: PlatformSettings) -> _View | None:
+    repo = GitopsRepo.locate(settings)
+    local = Path(repo.remote)
+    if settings.gitops.remote is None or local.exists():
+        if not local.exists():
+            return None
+        git_dir = local / ".git" if (local / ".git").exists() else local
+        view = _View(git_dir=git_dir, cwd=None, ref=f"refs/heads/{repo.branch}")
+    else:
+        repo = GitopsRepo.open(settings)  # a URL: the working clone is a cache of it
+        repo.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        view = _View(git_dir=None, cwd=repo.work, ref=repo.main)
+    if not view.git("rev-parse", "--verify", "-q", view.ref, check=False).strip():
+        return None
+    return view
+
+
+def stable_version(settings: PlatformSettings, model: str, env: str) -> str | None:
+    """The version git's main says runs stable in `env` (the champion), or None."""
+    view = _view(settings)
+    if view is None:
+        return None
+    path = f"{overlay_dir(model, env)}/{RELEASE_FILE}"
+    text = view.git("show", f"{view.ref}:{path}", check=False)
+    if not text.strip():
+        return None
+    return parse_release(text, f"{view.ref}:{path}").stable_version
+
+
+def _cat_files(view: _View, paths: list[str]) -> dict[str, str]:
+    if not paths:
+        return {}
+    proc = subprocess.run(
+        ["git", *view.args(), "cat-file", "--batch"],
+        cwd=view.cwd,
+        input="".join(f"{view.ref}:{p}\n" for p in paths).encode(),
+        capture_output=True,
+        check=True,
+    )
+    out, data, pos = {}, proc.stdout, 0
+    for path in paths:
+        nl = data.index(b"\n", pos)
+        header = data[pos:nl].decode()
+        pos = nl + 1
+        if header.endswith("missing"):
+            continue
+        size = int(header.split()[2])
+        out[path] = data[pos : pos + size].decode("utf-8")
+        pos += size + 1
+    return out
+
+
+def _last_changes(
+    view: _View, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, int, str]]:
+    out: dict[tuple[str, str], tuple[str, int, str]] = {}
+    text = view.git(
+        "log", "--format=\x1e%H\x1f%ct\x1f%s", "--name-only", view.ref, "--", "manifests/models"
+    )
+    for rec in text.split("\x1e"):
+        if not rec.strip():
+            continue
+        head, _, files = rec.partition("\n")
+        sha, ct, subject = head.split("\x1f", 2)
+        for f in files.splitlines():
+            parts = f.split("/")
+            if len(parts) >= 4:
+                key = (parts[2], parts[3])
+                if key in wanted and key not in out:
+                    out[key] = (sha, int(ct), subject)
+        if len(out) == len(wanted):
+            break
+    return out
+
+
+def read_status(settings: PlatformSettings) -> Status:
+    """Model x env -> stable/canary/cut-off/last commit, plus quarantined versions and open PRs."""
+    repo = GitopsRepo.locate(settings)
+    view = _view(settings)
+    status = Status(remote=repo.remote, branch=repo.branch)
+    if view is None:
+        return status
+    status.commit = view.git("rev-parse", view.ref).strip()
+    names = view.git(
+        "ls-tree", "-r", "--name-only", view.ref, "--", "manifests/models"
+    ).splitlines()
+    wanted: list[str] = []
+    for name in names:
+        parts = name.split("/")
+        if len(parts) == 5 and parts[4] == RELEASE_FILE and parts[3] in ENVS:
+            wanted.append(name)
+        elif len(parts) == 4 and parts[3] == QUARANTINE_FILE:
+            wanted.append(name)
+    files = _cat_files(view, wanted)
+    models: dict[str, ModelStatus] = {}
+    for path, text in files.items():
+        parts = path.split("/")
+        ms = models.setdefault(parts[2], ModelStatus(model=parts[2]))
+        if parts[-1] == QUARANTINE_FILE:
+            ms.quarantined = parse_quarantine(text, path)
+            continue
+        rel = parse_release(text, path)
+        ms.envs[parts[3]] = EnvStatus(
+            env=parts[3],
+            stable_version=rel.stable_version,
+            stable_image=rel.stable_image,
+            stable_traffic=rel.stable_traffic,
+            canary_version=rel.canary_version,
+            canary_image=rel.canary_image,
+            canary_weight=rel.canary_weight,
+            cutoff=rel.cutoff,
+        )
+    last = _last_changes(view, {(m, e) for m, ms in models.items() for e in ms.envs})
+    for (m, e), (sha, ct, subject) in last.items():
+        es = models[m].envs[e]
+        es.last_commit, es.last_commit_time, es.last_commit_subject = sha, ct, subject
+    for ms in models.values():
+        ms.envs = {e: ms.envs[e] for e in ENVS if e in ms.envs}
+    status.models = [models[k] for k in sorted(models)]
+    heads = view.git("for-each-ref", "--format=%(refname)", "refs/heads/", "refs/remotes/origin/")
+    prs = set()
+    for ref in heads.splitlines():
+        short = ref.removeprefix("refs/heads/").removeprefix("refs/remotes/origin/")
+        if "/" in short and short.split("/", 1)[0] in PR_PREFIXES:
+            prs.add(short)
+    status.open_prs = sorted(prs)
+    return status

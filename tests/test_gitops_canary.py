@@ -1,0 +1,122 @@
+"""Canary steps and MLflow alias mirroring, on a real git remote and a real MLflow registry."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlgate.config import load_settings
+from mlgate.errors import BadInputError
+from mlgate.gitops import canary
+from mlgate.gitops import pr as prmod
+from mlgate.gitops.aliases import sync_aliases
+from mlgate.gitops.repo import GitopsRepo
+from mlgate.gitops.rollback import rollback
+from mlgate.gitops.status import read_status
+from tests.gitops_helpers import MODEL, main_message, promote_merged
+
+
+@pytest.fixture
+def settings(gitops_ws: Path):
+    return load_settings()
+
+
+def _prod(settings):
+    return read_status(settings).model(MODEL).envs["prod"]
+
+
+def _aliases(settings) -> dict[str, str]:
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    return {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
+
+
+@pytest.fixture
+def prod_with_canary(settings, gate_report):
+    """1 stable in every env, 2 in dev and stage and as a 10% canary in prod."""
+    for env in ("dev", "stage", "prod"):
+        promote_merged(settings, "1", env, gate_report("1", env))
+    for env in ("dev", "stage"):
+        promote_merged(settings, "2", env, gate_report("2", env))
+    pr = canary.start(settings, MODEL, "prod", "2", gate_report("2", "prod"), weight=10)
+    prmod.merge_pr(settings, pr.branch, ["carol"])
+    return settings
+
+
+def _render_prod(settings) -> str:
+    repo = GitopsRepo.locate(settings)
+    return subprocess.run(
+        ["kubectl", "kustomize", str(repo.work / "manifests/models/credit_risk/prod")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) -> None:
+    settings = prod_with_canary
+    assert (_prod(settings).canary_version, _prod(settings).canary_weight) == ("2", 10)
+    fixed = sync_aliases(settings)
+    assert {(f.alias, f.after) for f in fixed.fixed} == {
+        ("dev", "2"),
+        ("stage", "2"),
+        ("prod", "1"),
+        ("champion", "1"),
+    }
+    assert sync_aliases(settings).fixed == []  # idempotent
+
+    with pytest.raises(BadInputError, match="1..99"):
+        canary.set_weight(settings, MODEL, "prod", 0)
+    pr = canary.set_weight(settings, MODEL, "prod", 50)
+    prmod.merge_pr(settings, pr.branch, ["carol"])
+    assert (_prod(settings).canary_weight, _prod(settings).stable_traffic) == (50, 50)
+    rendered = _render_prod(settings)
+    assert rendered.count("traffic: 50") == 2
+
+    with pytest.raises(prmod.Refused, match="FAIL"):
+        canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod", "FAIL"))
+    pr = canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod"))
+    prmod.merge_pr(settings, pr.branch, ["carol"])
+    prod = _prod(settings)
+    assert (prod.stable_version, prod.canary_version, prod.stable_traffic) == ("2", None, 100)
+    rendered = _render_prod(settings)
+    assert "name: canary\n" not in rendered and "traffic: 100" in rendered
+    assert "Change: canary-promote" in main_message(settings)
+    fixed = sync_aliases(settings)
+    assert {(f.alias, f.before, f.after) for f in fixed.fixed} == {
+        ("prod", "1", "2"),
+        ("champion", "1", "2"),
+    }
+
+    # rollback of the canary promotion: canary back at 50%, version 2 quarantined
+    rb = rollback(settings, MODEL, "prod", "late defaults")
+    prmod.merge_pr(settings, rb.branch, ["carol"])
+    prod = _prod(settings)
+    assert (prod.stable_version, prod.canary_version, prod.canary_weight) == ("1", "2", 50)
+    fixed = sync_aliases(settings)
+    assert {(f.alias, f.after) for f in fixed.fixed} == {("prod", "1"), ("champion", "1")}
+    assert _aliases(settings) == {"dev": "2", "stage": "2", "prod": "1", "champion": "1"}
+    with pytest.raises(prmod.Refused, match="quarantined"):
+        canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod"))
+
+
+def test_canary_abort_quarantines_and_is_break_glass(prod_with_canary) -> None:
+    settings = prod_with_canary
+    pr = canary.abort(settings, MODEL, "prod", "approval rate collapsed")
+    # restoring change: the author may approve it alone (never waits for a second person)
+    prmod.merge_pr(settings, pr.branch, ["mlgate-test"])
+    st = read_status(settings).model(MODEL)
+    assert st.envs["prod"].canary_version is None and st.envs["prod"].stable_traffic == 100
+    assert [q.version for q in st.quarantined] == ["2"]
+    assert "approval rate collapsed" in st.quarantined[0].reason
+    with pytest.raises(prmod.Refused, match="no canary"):
+        canary.set_weight(settings, MODEL, "prod", 20)
+    with pytest.raises(prmod.Refused, match="itself a canary-abort"):
+        rollback(settings, MODEL, "prod")
+
+
+def test_canary_needs_a_stable_version(settings, gate_report) -> None:
+    with pytest.raises(prmod.Refused, match="no stable version"):
+        canary.start(settings, MODEL, "prod", "1", gate_report("1", "prod"))

@@ -1,0 +1,195 @@
+"""`mlgate manifests validate` on the real manifests, and on overlays broken on purpose; the
+Argo CD health check for SeldonDeployment in a real Lua 5.1 interpreter."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from lupa import lua51
+
+from mlgate.config import REPO_ROOT, load_settings
+from mlgate.gitops.validate import checkov_bin, validate_tree
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the project's manifests/ and argocd/ to break."""
+    root = tmp_path / "tree"
+    for rel in ("manifests", "argocd"):
+        shutil.copytree(REPO_ROOT / rel, root / rel)
+    return root
+
+
+def _crds() -> Path:
+    crd = load_settings().crd_schema_dir()
+    if crd is None:
+        pytest.skip("CRD schemas not found (set MLGATE_CRD_SCHEMAS)")
+    return crd
+
+
+def test_project_manifests_validate() -> None:
+    report = validate_tree(REPO_ROOT, _crds())
+    assert report.ok, [p.model_dump() for p in report.all_problems()]
+    paths = {t.path for t in report.targets}
+    assert {"argocd", "manifests/platform", "manifests/models/credit_risk/prod"} <= paths
+    prod = next(t for t in report.targets if t.path.endswith("credit_risk/prod"))
+    assert prod.resources >= 10
+    if shutil.which("promtool"):
+        assert report.promtool.startswith("checked 1")
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _problems(root: Path) -> list[str]:
+    return [f"{p.check}: {p.message}" for p in validate_tree(root, _crds()).all_problems()]
+
+
+def test_unknown_field_in_seldondeployment_is_an_error(tree: Path) -> None:
+    _edit(
+        tree / "manifests/base/seldondeployment.yaml",
+        "  protocol: v2\n",
+        "  protocol: v2\n  replicaz: 3\n",
+    )
+    problems = _problems(tree)
+    assert any("schema" in p and "replicaz" in p for p in problems), problems
+
+
+def test_unknown_field_in_core_kind_and_unknown_kind_are_errors(tree: Path) -> None:
+    _edit(
+        tree / "manifests/base/rbac.yaml",
+        "  name: mlgate-gate\nrules:",
+        "  name: mlgate-gate\nrulez: []\nrules:",
+    )
+    (tree / "manifests/platform/extra.yaml").write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+    )
+    _edit(
+        tree / "manifests/platform/kustomization.yaml",
+        "  - logsink.yaml\n",
+        "  - logsink.yaml\n  - extra.yaml\n",
+    )
+    problems = _problems(tree)
+    assert any("schema" in p and "rulez" in p for p in problems), problems
+    assert any("unknown kind Widget" in p for p in problems), problems
+
+
+def test_traffic_not_summing_to_100_is_an_error(tree: Path) -> None:
+    _edit(
+        tree / "manifests/models/credit_risk/prod/release.yaml",
+        'stable_traffic: "90"',
+        'stable_traffic: "80"',
+    )
+    problems = _problems(tree)
+    assert any("seldon: traffic of the predictors sums to 90" in p for p in problems), problems
+
+
+def test_missing_run_as_non_root_is_an_error(tree: Path) -> None:
+    path = tree / "manifests/base/seldondeployment.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("runAsNonRoot: true", "runAsNonRoot: false"))
+    problems = _problems(tree)
+    assert any(
+        "pod-security" in p
+        and "predictors[stable].componentSpecs[0].containers[model]: runAsNonRoot" in p
+        for p in problems
+    ), problems
+
+
+def test_container_name_must_equal_graph_name(tree: Path) -> None:
+    _edit(
+        tree / "manifests/base/seldondeployment.yaml",
+        "      graph:\n        name: model\n",
+        "      graph:\n        name: scorer\n",
+    )
+    problems = _problems(tree)
+    assert any("container 'model' matches no graph node" in p for p in problems), problems
+    assert any("graph node 'scorer' has no container" in p for p in problems), problems
+
+
+def test_broken_kustomization_is_reported_per_overlay(tree: Path) -> None:
+    (tree / "manifests/models/credit_risk/dev/release.yaml").unlink()
+    report = validate_tree(tree, _crds())
+    dev = next(t for t in report.targets if t.path.endswith("credit_risk/dev"))
+    assert dev.problems and dev.problems[0].check == "kustomize"
+    assert all(not t.problems for t in report.targets if t is not dev)
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)"
+)
+def test_promtool_catches_bad_promql(tree: Path) -> None:
+    _edit(tree / "manifests/base/monitoring.yaml", "> 0.5", "> > 0.5")
+    problems = _problems(tree)
+    assert any(p.startswith("promtool:") for p in problems), problems
+
+
+@pytest.mark.slow
+def test_checkov_passes_on_the_project_manifests() -> None:
+    checkov_bin(create=True)  # its own venv, made on first use (~30 s)
+    report = validate_tree(REPO_ROOT, _crds(), checkov=True)
+    assert report.checkov.startswith("passed") and ", failed 0," in report.checkov, report.checkov
+    assert report.ok
+
+
+HEALTH = REPO_ROOT / "argocd" / "health" / "seldondeployment.lua"
+
+
+def _health(obj: dict) -> dict:
+    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+    assert "Lua 5.1" in lua.eval("_VERSION")
+
+    def to_lua(v):
+        if isinstance(v, dict):
+            return lua.table_from({k: to_lua(x) for k, x in v.items()})
+        if isinstance(v, list):
+            return lua.table_from([to_lua(x) for x in v])
+        return v
+
+    fn = lua.eval("function(obj) " + HEALTH.read_text() + " end")
+    res = fn(to_lua(obj))
+    return {"status": res["status"], "message": res["message"]}
+
+
+@pytest.mark.parametrize(
+    "status,expected",
+    [
+        (None, "Progressing"),
+        ({"state": "Creating"}, "Progressing"),
+        ({"state": "Available"}, "Healthy"),
+        ({"state": "Failed", "description": "image pull failed"}, "Degraded"),
+        (
+            {
+                "state": "Available",
+                "deploymentStatus": {"model-canary": {"replicas": 2, "availableReplicas": 1}},
+            },
+            "Progressing",
+        ),
+        (
+            {
+                "state": "Available",
+                "deploymentStatus": {"model-stable": {"replicas": 2, "availableReplicas": 2}},
+            },
+            "Healthy",
+        ),
+    ],
+)
+def test_argocd_health_check_lua(status, expected) -> None:
+    obj = {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "m"},
+    }
+    if status is not None:
+        obj["status"] = status
+    res = _health(obj)
+    assert res["status"] == expected
+    if expected == "Degraded":
+        assert res["message"] == "image pull failed"
