@@ -12,14 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml as pyyaml
 from pydantic import BaseModel
 
 from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.gitops.overlay import check_image
-
-DEFAULT_CANARY_WEIGHT = 10
 
 
 class GateReport(BaseModel):
@@ -125,18 +122,23 @@ def mlflow_lineage(settings: PlatformSettings, model: str, version: str) -> Line
     )
 
 
-def initial_canary_weight(model: str, policies_dir: Path | None = None) -> int:
-    """`canary.initial_weight` of `config/policies/<model>.yaml`, else 10."""
+class ReleasePolicy(BaseModel):
+    """What a promotion takes from the model's gate policy: canary weight and the cut-off."""
+
+    canary_weight: int
+    cutoff: str
+
+
+def release_policy(model: str, policies_dir: Path | None = None) -> ReleasePolicy:
+    """`canary.initial_weight` and `cutoff.value` of `config/policies/<model>.yaml`.
+
+    Read through the gates' own policy loader, so the cut-off a new environment starts with is
+    the one its gates were judged at; without a policy file, the policy's documented defaults.
+    """
+    from mlgate.gates.policy import GatePolicy, load_policy
+
     path = (policies_dir or REPO_ROOT / "config" / "policies") / f"{model}.yaml"
-    if not path.is_file():
-        return DEFAULT_CANARY_WEIGHT
-    try:
-        doc = pyyaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except pyyaml.YAMLError as exc:
-        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
-    weight = (doc.get("canary") or {}).get("initial_weight", DEFAULT_CANARY_WEIGHT)
-    if not isinstance(weight, int) or not 1 <= weight <= 99:
-        raise BadInputError(
-            f"{path}: canary.initial_weight must be an integer 1..99, got {weight!r}"
-        )
-    return weight
+    policy = load_policy(path) if path.is_file() else GatePolicy()
+    return ReleasePolicy(
+        canary_weight=policy.canary.initial_weight, cutoff=f"{policy.cutoff.value:g}"
+    )

@@ -29,7 +29,7 @@ RELEASE_FILE = "release.yaml"
 KUSTOMIZATION_FILE = "kustomization.yaml"
 CANARY_COMPONENT = "../../../components/canary"
 RELEASE_COMPONENT = "../../../components/release"
-DEFAULT_CUTOFF = "0.35"
+DEFAULT_CUTOFF = "0.15"  # the gate policy's default cut-off (config/policies)
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
 MODEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
 

@@ -21,9 +21,9 @@ from mlgate.errors import BadInputError, Inconclusive
 from mlgate.gitops.evidence import (
     GateReport,
     image_for,
-    initial_canary_weight,
     load_report,
     mlflow_lineage,
+    release_policy,
 )
 from mlgate.gitops.history import log
 from mlgate.gitops.overlay import (
@@ -134,7 +134,8 @@ def promote(
     rep = check_report(report, model, version, to, override_reason)
     image_ref = image_for(settings, model, version, image)
     lineage = mlflow_lineage(settings, model, version)
-    canary_weight = weight if weight is not None else initial_canary_weight(model, policies_dir)
+    rel_policy = release_policy(model, policies_dir)
+    canary_weight = weight if weight is not None else rel_policy.canary_weight
     if not 1 <= canary_weight <= 99:
         raise BadInputError(f"--weight {canary_weight}: must be 1..99")
     repo = GitopsRepo.locate(settings)
@@ -159,7 +160,7 @@ def promote(
                 f"a canary ({model} {current.canary_version}) is running in {to}: "
                 "`mlgate canary promote` or `mlgate canary abort` it first"
             )
-        cutoff = current.cutoff if current else Release.model_fields["cutoff"].default
+        cutoff = current.cutoff if current else rel_policy.cutoff
         if to == "prod" and current is not None:
             new = current.model_copy(
                 update={

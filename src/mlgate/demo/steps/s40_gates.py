@@ -1,0 +1,62 @@
+"""Demo step 40: run the gates on the trained version for dev and keep the report.
+
+Takes the version the training step registered (or the registry's `challenger` alias, so it
+works from the workspace alone with `mlgate demo --only gates`). dev is warn-only: a non-PASS
+gate is printed as a warning and the demo goes on, exactly as `mlgate gates run --env dev`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlgate.demo import DemoContext, DemoStep
+from mlgate.gates.result import GateStatus
+from mlgate.gates.run import run_gates_for_model
+from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
+
+ENV = "dev"
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _trained(ctx: DemoContext) -> tuple[str, str]:
+    """(model, version) from the training step's result, else the `challenger` alias."""
+    train = ctx.results.get("train")
+    model = _field(train, "model") or load_model_config(DEFAULT_MODEL_CONFIG).name
+    return str(model), str(_field(train, "version") or "challenger")
+
+
+def run(ctx: DemoContext) -> dict[str, Any]:
+    model, challenger = _trained(ctx)
+    with ctx.console.status("running gates") as status:
+        report, paths = run_gates_for_model(
+            ctx.settings,
+            model=model,
+            challenger=challenger,
+            env=ENV,
+            say=lambda m: status.update(m),
+        )
+    for g in report.gates:
+        color = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}[g.status.value]
+        ctx.console.print(f"  {g.name:<12} [{color}]{g.status.value:<12}[/] {g.summary}")
+    ctx.console.print(
+        f"overall {report.overall.value} in {ENV} (warn-only; worst gate {report.verdict.value}),"
+        f" champion {report.champion or 'none: first version held to the floors'}"
+    )
+    if report.verdict != GateStatus.PASS:
+        ctx.console.print("[yellow]dev is warn-only: the demo continues[/]")
+    for name, path in paths.items():
+        ctx.console.print(f"  {name}: {path}")
+    return {
+        "model": model,
+        "challenger": report.challenger,
+        "env": ENV,
+        "overall": report.overall.value,
+        "verdict": report.verdict.value,
+        "report_dir": str(paths["report.json"].parent),
+    }
+
+
+STEP = DemoStep(order=40, name="gates", title="Gates: performance, drift, fairness, P&L", run=run)

@@ -1,0 +1,319 @@
+"""The I/O shell around the pure gates: gather what `mlgate gates run` judges.
+
+- challenger and champion from the MLflow registry (the champion by default is the version git
+  says runs stable in the environment, `mlgate.gitops.status.stable_version`);
+- the challenger's out-of-time holdout (the exact rows stored with its run) plus the
+  applications the bank declined in the same window (no outcome: needed for the swap set,
+  fairness and the P&L), both scored by both models;
+- protected attributes from their own table, joined by the entity key (never features);
+- the drift reference (the challenger's exact training set) and the current window (a file, or
+  the newest `drift.current_days` days of applications from the data source, features as known
+  at application time), both scored by the challenger for score drift.
+Whatever cannot be read becomes a reason on the affected gates (INCONCLUSIVE), never a pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.config import PlatformSettings, parse_model
+from mlgate.data.dataset_config import DatasetConfig
+from mlgate.errors import BadInputError, MlgateError
+from mlgate.gates.inputs import DriftData, HoldoutScores
+from mlgate.gates.policy import GatePolicy
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+@dataclass
+class Collected:
+    challenger: str
+    champion: str | None
+    champion_source: str
+    run_id: str | None
+    holdout: HoldoutScores | None
+    drift: DriftData | None
+    info: dict[str, Any] = field(default_factory=dict)
+    why_missing: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_champion(
+    settings: PlatformSettings, model: str, env: str, explicit: str | None
+) -> tuple[str | None, str]:
+    """(champion reference, where it came from). Git's stable version unless named."""
+    if explicit:
+        return explicit, "explicit"
+    try:
+        from mlgate.gitops.status import stable_version
+    except ImportError:
+        return None, "none (no gitops status available)"
+    version = stable_version(settings, model, env)
+    if version is None:
+        return None, f"none (git has no stable version of {model} in {env})"
+    return str(version), f"git stable in {env}"
+
+
+def overlay_cutoff(settings: PlatformSettings, model: str, env: str) -> float | None:
+    """The cut-off git's overlay serves in `env` (credit policy), or None if there is none."""
+    try:
+        from mlgate.gitops.status import read_status
+
+        status = read_status(settings).model(model)
+    except Exception:  # noqa: BLE001 - no GitOps repository yet: the policy's value applies
+        return None
+    env_status = status.envs.get(env) if status is not None else None
+    if env_status is None:
+        return None
+    try:
+        value = float(env_status.cutoff)
+    except ValueError:
+        return None
+    return value if 0 < value < 1 else None
+
+
+def with_served_cutoff(
+    settings: PlatformSettings, model: str, env: str, policy: GatePolicy
+) -> tuple[GatePolicy, str]:
+    """Policy with `cutoff.method: overlay` resolved to a value, and where it came from."""
+    pol = policy.cutoff
+    if pol.method != "overlay":
+        return policy, f"policy ({pol.method})"
+    served = overlay_cutoff(settings, model, env)
+    if served is None:
+        return policy, f"policy value {pol.value} (no overlay cut-off for {model} in {env})"
+    cut = pol.model_copy(update={"value": served})
+    return policy.model_copy(update={"cutoff": cut}), f"overlay {env}: {served}"
+
+
+def run_dataset(settings: PlatformSettings, run_id: str) -> DatasetConfig:
+    """The dataset config the version was trained on (stored with its run)."""
+    from mlgate.training.registry import read_artifact_json
+
+    data = read_artifact_json(settings, run_id, "config/dataset_config.json")
+    source = data.pop("source_file", None)
+    cfg = parse_model(DatasetConfig, data, f"run {run_id}: config/dataset_config.json")
+    return cfg.model_copy(update={"source_file": source})
+
+
+def read_current(path: str | Path, features: list[str]) -> pd.DataFrame:
+    """A current window given as a parquet or CSV file; every model feature must be there."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"--current {p}: file not found")
+    try:
+        df = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    except Exception as exc:  # noqa: BLE001 - any reader error is bad input
+        raise BadInputError(f"--current {p}: cannot read: {exc}") from None
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise BadInputError(f"--current {p}: missing feature column(s) {', '.join(missing)}")
+    return df
+
+
+def _holdout_frame(
+    settings: PlatformSettings, model: str, version: str, dataset: DatasetConfig, say: Say
+) -> tuple[pd.DataFrame, bool, dict[str, Any]]:
+    """Stored holdout + the declined applications of its window. (frame, has_declined, info)."""
+    from mlgate.training.registry import connect, load_holdout, resolve_version
+    from mlgate.training.split import SplitWindows
+
+    stored = load_holdout(settings, model, version)
+    info: dict[str, Any] = {"holdout_labelled_rows": int(len(stored))}
+    tags = resolve_version(connect(settings), model, version).tags
+    try:
+        from mlgate.features.training_set import application_features
+
+        w = SplitWindows.model_validate_json(tags["windows"])
+        end = pd.Timestamp(w.data_end) + pd.Timedelta(microseconds=1)
+        say("reading the declined applications of the holdout window")
+        window = application_features(settings, dataset, w.holdout_start, end)
+        key = dataset.row_key
+        if key and key in window.columns and key in stored.columns:
+            extra = window[~window[key].isin(stored[key])]
+        else:
+            extra = window.iloc[0:0]
+        if dataset.decision_column and dataset.decision_column in extra.columns:
+            extra = extra[extra[dataset.decision_column] != dataset.approved_value]
+        extra = extra.copy()
+        extra[dataset.label] = np.nan  # declined: no outcome, whatever the file says
+        info.update(
+            holdout_window=[w.holdout_start, w.data_end], holdout_declined_rows=int(len(extra))
+        )
+        frame = pd.concat([stored, extra[[c for c in stored.columns if c in extra.columns]]])
+        return frame.reset_index(drop=True), True, info
+    except MlgateError as exc:
+        info["holdout_declined_rows"] = f"unavailable: {exc}"
+        return stored, False, info
+
+
+def _protected(dataset: DatasetConfig, frame: pd.DataFrame) -> pd.DataFrame | None:
+    from mlgate.training.train import load_protected
+
+    table = load_protected(dataset)
+    if table is None or dataset.entity_key not in frame.columns:
+        return None
+    joined = frame[[dataset.entity_key]].merge(table, on=dataset.entity_key, how="left")
+    return joined[dataset.protected_attributes].reset_index(drop=True)
+
+
+def holdout_scores(
+    frame: pd.DataFrame,
+    dataset: DatasetConfig,
+    chal_pd: np.ndarray,
+    champ_pd: np.ndarray | None,
+    groups: pd.DataFrame | None,
+    policy: GatePolicy,
+    has_declined: bool,
+) -> HoldoutScores:
+    dec = dataset.decision_column
+    bank = None
+    if has_declined and dec and dec in frame.columns:
+        bank = (frame[dec] == dataset.approved_value).to_numpy()
+    amount_col = policy.cost_model.amount_column
+    amount = frame[amount_col].to_numpy(float) if amount_col and amount_col in frame else None
+    early = dataset.early_label
+    return HoldoutScores(
+        y=pd.to_numeric(frame[dataset.label], errors="coerce").to_numpy(float),
+        pd_challenger=chal_pd,
+        pd_champion=champ_pd,
+        bank_approved=bank,
+        amount=amount,
+        order=pd.to_datetime(frame[dataset.event_timestamp], utc=True).to_numpy(),
+        groups=groups,
+        early=frame[early].to_numpy(float) if early and early in frame else None,
+    )
+
+
+def collect(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    challenger: str,
+    champion: str | None,
+    env: str,
+    policy: GatePolicy,
+    current: str | Path | None = None,
+    say: Say | None = None,
+) -> Collected:
+    from mlgate.training.registry import load_scorer, load_training_set
+
+    say = say or (lambda _m: None)
+    eff = policy.for_env(env)
+    say(f"loading challenger {model} {challenger}")
+    chal = load_scorer(settings, model, challenger)  # unknown version: bad input (exit 2)
+    dataset = run_dataset(settings, chal.run_id)
+    features = dataset.features
+    if current is not None:
+        current_df: pd.DataFrame | None = read_current(current, features)
+    else:
+        current_df = None
+    out = Collected(
+        challenger=chal.version,
+        champion=None,
+        champion_source="",
+        run_id=chal.run_id,
+        holdout=None,
+        drift=None,
+    )
+    champ_scorer = None
+    try:
+        champ_ref, out.champion_source = resolve_champion(settings, model, env, champion)
+        if champ_ref is not None:
+            say(f"loading champion {model} {champ_ref}")
+            champ_scorer = load_scorer(settings, model, champ_ref)
+            out.champion = champ_scorer.version
+    except BadInputError:
+        if champion:
+            raise  # a champion the user named that does not exist is a typo: exit 2
+        out.why_missing["holdout"] = "champion unreadable"
+    except Exception as exc:  # noqa: BLE001 - champion unreadable: fail closed
+        out.why_missing["holdout"] = f"champion unreadable: {exc}"
+        out.champion_source = "unreadable"
+        out.champion = champion
+    out.info["champion_source"] = out.champion_source
+
+    if "holdout" not in out.why_missing:
+        try:
+            say("loading the out-of-time holdout")
+            frame, has_declined, info = _holdout_frame(settings, model, chal.version, dataset, say)
+            out.info.update(info)
+            say(f"scoring {len(frame)} holdout applications")
+            chal_pd = chal.predict_pd(frame)
+            champ_pd = champ_scorer.predict_pd(frame) if champ_scorer is not None else None
+            out.holdout = holdout_scores(
+                frame,
+                dataset,
+                chal_pd,
+                champ_pd,
+                _protected(dataset, frame),
+                eff,
+                has_declined,
+            )
+        except Exception as exc:  # noqa: BLE001
+            out.why_missing["holdout"] = f"holdout unreadable: {type(exc).__name__}: {exc}"
+    try:
+        say("loading the drift reference (the exact training set)")
+        reference = load_training_set(settings, model, chal.version)
+        if current_df is None:
+            current_df, window = recent_applications(settings, dataset, eff.drift.current_days)
+            out.info["current_window"] = window
+        else:
+            out.info["current_window"] = str(current)
+        say(f"scoring drift windows: reference {len(reference)}, current {len(current_df)}")
+        out.drift = DriftData(
+            reference=reference,
+            current=current_df,
+            numeric=list(dataset.numeric_features),
+            categorical=list(dataset.categorical_features),
+            reference_score=chal.predict_pd(reference) if len(reference) else None,
+            current_score=chal.predict_pd(current_df) if len(current_df) else None,
+        )
+        out.info.update(reference_rows=len(reference), current_rows=len(current_df))
+    except Exception as exc:  # noqa: BLE001
+        out.why_missing["drift"] = f"drift data unreadable: {type(exc).__name__}: {exc}"
+    return out
+
+
+def recent_applications(
+    settings: PlatformSettings, dataset: DatasetConfig, days: int, end: Any = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The newest `days` days of applications (all of them, declined too) with features as
+    known at application time, from the data source through Feast."""
+    from mlgate.features.training_set import application_features
+
+    if end is None:
+        end = newest_application(settings, dataset) + pd.Timedelta(microseconds=1)
+    end = pd.Timestamp(end)
+    start = end - pd.Timedelta(days=days)
+    df = application_features(settings, dataset, start, end)
+    return df, [start.isoformat(), end.isoformat()]
+
+
+def newest_application(settings: PlatformSettings, dataset: DatasetConfig) -> pd.Timestamp:
+    from mlgate.features.training_set import _entity_rows
+
+    rows = _entity_rows(settings, dataset)
+    if rows.empty:
+        raise BadInputError(f"dataset {dataset.name!r}: no applications")
+    return pd.Timestamp(pd.to_datetime(rows[dataset.event_timestamp], utc=True).max())
+
+
+def log_to_mlflow(settings: PlatformSettings, run_id: str, folder: Path, env: str) -> str | None:
+    """Attach the report files to the challenger's MLflow run (gates/<env>/). None on failure."""
+    try:
+        from mlgate.training.registry import connect
+
+        client = connect(settings)
+        client.log_artifacts(run_id, str(folder), artifact_path=f"gates/{env}")
+        return f"runs:/{run_id}/gates/{env}"
+    except Exception as exc:  # noqa: BLE001 - the report on disk is the record
+        log.warning("gate report not logged to MLflow run %s: %s", run_id, exc)
+        return None

@@ -1,0 +1,138 @@
+"""Run the policy's gates and add them up: the one place the overall decision is made.
+
+Each gate is a pure function; this runner calls the ones the policy applies in the target
+environment, turns a crash inside a gate into INCONCLUSIVE (a crash is never a pass), and
+computes the overall result: PASS only if every blocking gate passes. In a warn-only
+environment (dev) no gate blocks: the overall result is PASS and the problems are warnings.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from mlgate.gates.calibration import calibration_gate
+from mlgate.gates.decisions import choose_cutoffs
+from mlgate.gates.drift import drift_gate
+from mlgate.gates.fairness import fairness_gate
+from mlgate.gates.inputs import DriftData, HoldoutScores
+from mlgate.gates.performance import performance_gate
+from mlgate.gates.pnl import pnl_gate
+from mlgate.gates.policy import GatePolicy
+from mlgate.gates.result import GateReport, GateResult, GateStatus, worst
+from mlgate.gates.swap import swap_gate
+
+
+def guarded(name: str, fn: Callable[[], GateResult]) -> GateResult:
+    """Run one gate; an exception becomes INCONCLUSIVE with the error as its reason."""
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything
+        return GateResult(
+            name=name,
+            status=GateStatus.INCONCLUSIVE,
+            summary=f"gate crashed: {type(exc).__name__}: {exc}",
+            reasons=[f"gate crashed: {type(exc).__name__}: {exc}"],
+            details={"traceback": traceback.format_exc(limit=5)},
+        )
+    if not isinstance(result, GateResult):
+        return GateResult.inconclusive(name, f"gate returned {type(result).__name__}")
+    return result
+
+
+def gate_functions(
+    holdout: HoldoutScores | None,
+    drift: DriftData | None,
+    policy: GatePolicy,
+    why_missing: dict[str, str] | None = None,
+) -> dict[str, Callable[[], GateResult]]:
+    """The gates by name, bound to their data. Missing data -> an INCONCLUSIVE gate."""
+    why = why_missing or {}
+
+    def missing(name: str, what: str) -> Callable[[], GateResult]:
+        key = "drift" if name == "drift" else "holdout"
+        return lambda: GateResult.inconclusive(name, why.get(key) or f"no {what}")
+
+    fns: dict[str, Callable[[], GateResult]] = {}
+    if holdout is None:
+        for name in ("performance", "calibration", "fairness", "pnl", "swap"):
+            fns[name] = missing(name, "holdout data")
+    else:
+        h = holdout
+        cut = choose_cutoffs(h, policy) if len(h) else None
+
+        def with_cut(fn: Callable[..., GateResult], name: str) -> Callable[[], GateResult]:
+            if cut is None:
+                return missing(name, "holdout rows")
+            return lambda: fn(h, policy, cut)
+
+        fns["performance"] = lambda: performance_gate(h, policy)
+        fns["calibration"] = lambda: calibration_gate(h, policy)
+        fns["fairness"] = with_cut(fairness_gate, "fairness")
+        fns["pnl"] = with_cut(pnl_gate, "pnl")
+        fns["swap"] = with_cut(swap_gate, "swap")
+    if drift is None:
+        fns["drift"] = missing("drift", "reference/current window")
+    else:
+        d = drift
+        fns["drift"] = lambda: drift_gate(d, policy)
+    return fns
+
+
+def run_gates(
+    *,
+    model: str,
+    challenger: str,
+    champion: str | None,
+    env: str,
+    policy: GatePolicy,
+    holdout: HoldoutScores | None,
+    drift: DriftData | None,
+    data_info: dict[str, Any] | None = None,
+    why_missing: dict[str, str] | None = None,
+    on_gate: Callable[[str], None] | None = None,
+) -> GateReport:
+    """All gates the policy applies in `env` -> one GateReport.
+
+    `why_missing` ({"holdout": reason, "drift": reason}) says why data is None (e.g. the
+    champion could not be loaded); the affected gates are INCONCLUSIVE with that reason.
+    """
+    eff = policy.for_env(env)
+    enforced = eff.enforced(env)
+    names = eff.gates_for(env)
+    results: list[GateResult] = []
+    try:
+        fns = gate_functions(holdout, drift, eff, why_missing)
+    except Exception as exc:  # noqa: BLE001 - e.g. choosing the cut-off crashed
+        fns = {n: (lambda n=n, e=exc: _crash(n, e)) for n in names}  # type: ignore[misc]
+    for name in names:
+        if on_gate:
+            on_gate(name)
+        res = guarded(name, fns[name])
+        configured_blocking = getattr(eff, name).blocking
+        res.blocking = bool(configured_blocking and enforced)
+        results.append(res)
+    verdict = worst([r.status for r in results])
+    overall = worst([r.status for r in results if r.blocking])
+    warnings = [
+        f"{r.name}: {r.status.value}: {r.summary}" for r in results if r.status != GateStatus.PASS
+    ]
+    return GateReport(
+        model=model,
+        challenger=challenger,
+        champion=champion,
+        env=env,
+        overall=overall,
+        verdict=verdict,
+        enforced=enforced,
+        warnings=warnings,
+        gates=results,
+        policy_file=policy.source_file,
+        policy=eff.model_dump(mode="json", exclude={"environments"}),
+        data=data_info or {},
+    )
+
+
+def _crash(name: str, exc: Exception) -> GateResult:
+    return GateResult.inconclusive(name, f"gate set-up crashed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,171 @@
+"""Fairness gate (fairlearn): who does the challenger approve, by protected group?
+
+Protected attributes come from their own table, row-aligned with the holdout; they are never
+model inputs. Per attribute, the approval rate of each group at the challenger's cut-off and
+the adverse impact ratio (lowest group approval rate / highest), judged against the
+four-fifths rule; the challenger may also not be worse than the champion on it by more than
+the policy's tolerance. Demographic parity difference and, where outcomes exist, equalized
+odds difference are reported. Groups below the minimum size are listed and make the result
+INCONCLUSIVE: a small group is never silently skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    selection_rate,
+)
+
+from mlgate.gates.decisions import Cutoffs, approve
+from mlgate.gates.inputs import HoldoutScores
+from mlgate.gates.policy import GatePolicy
+from mlgate.gates.result import GateResult, GateStatus
+
+NAME = "fairness"
+MISSING = "(missing)"
+
+
+def encode(group: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and labels of a group column; missing values become "(missing)"."""
+    codes, uniques = pd.factorize(pd.Series(group), sort=True)
+    labels = np.array([str(u) for u in uniques] + [MISSING], dtype=object)
+    return np.where(codes < 0, len(uniques), codes), labels
+
+
+def compress(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    group: pd.Series | np.ndarray,
+    encoded: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (label, decision, group) rows with their counts as sample weights.
+
+    Group rates and differences depend on the data only through these counts, so fairlearn
+    gets the exact answer from a few dozen weighted rows instead of a million (MetricFrame
+    handles rows one by one: about 3 minutes per million on two cores).
+    """
+    codes, labels = encoded if encoded is not None else encode(group)
+    n_g = len(labels)
+    t = np.asarray(y_true).astype(np.int64)
+    p = np.asarray(y_pred).astype(np.int64)
+    counts = np.bincount((t * 2 + p) * n_g + codes, minlength=4 * n_g)
+    nz = np.flatnonzero(counts)
+    return nz // (2 * n_g), (nz // n_g) % 2, labels[nz % n_g], counts[nz]
+
+
+def approval_by_group(
+    approved: np.ndarray,
+    group: pd.Series | np.ndarray,
+    encoded: tuple[np.ndarray, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Approval rate and size of each group (fairlearn MetricFrame, weighted rows)."""
+    t, p, g, w = compress(approved, approved, group, encoded)
+    frame = MetricFrame(
+        metrics={"approval_rate": selection_rate},
+        y_true=t,
+        y_pred=p,
+        sensitive_features=g,
+        sample_params={"approval_rate": {"sample_weight": w}},
+    )
+    table = frame.by_group.copy()
+    table["n"] = pd.Series(w).groupby(g).sum().reindex(table.index).to_numpy()
+    return table
+
+
+def impact_ratio(rates: pd.Series) -> float:
+    top = float(rates.max()) if len(rates) else 0.0
+    return float(rates.min() / top) if top > 0 else float("nan")
+
+
+def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> GateResult:
+    pol = policy.fairness
+    if data.groups is None or data.groups.empty:
+        return GateResult.inconclusive(NAME, "protected attributes not available for the holdout")
+    attrs = pol.attributes if pol.attributes is not None else list(data.groups.columns)
+    absent = [a for a in attrs if a not in data.groups.columns]
+    if absent or not attrs:
+        return GateResult.inconclusive(
+            NAME, f"protected attributes missing: {', '.join(absent) or '(none configured)'}"
+        )
+    if not np.isfinite(data.pd_challenger).all():
+        return GateResult.inconclusive(NAME, "holdout rows without a challenger PD")
+    chal = approve(data.pd_challenger, cutoffs.challenger)
+    champ = None
+    if data.pd_champion is not None and cutoffs.champion is not None:
+        if not np.isfinite(data.pd_champion).all():
+            return GateResult.inconclusive(NAME, "holdout rows without a champion PD")
+        champ = approve(data.pd_champion, cutoffs.champion)
+    lab = data.labelled
+    fails: list[str] = []
+    small: list[str] = []
+    per_attr: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    for attr in attrs:
+        group = data.groups[attr].reset_index(drop=True)
+        enc = encode(group)
+        table = approval_by_group(chal, group, enc).rename(columns={"approval_rate": "challenger"})
+        if champ is not None:
+            table["champion"] = approval_by_group(champ, group, enc)["approval_rate"]
+        table["n"] = table["n"].astype(int)
+        big = table["n"] >= pol.min_group_size
+        for g in table.index[~big]:
+            small.append(f"{attr}={g} (n={int(table.loc[g, 'n'])}, min {pol.min_group_size})")
+        di = impact_ratio(table.loc[big, "challenger"])
+        t, p, g, w = compress(chal, chal, group, enc)
+        entry: dict[str, Any] = {
+            "impact_ratio_challenger": di,
+            "demographic_parity_difference": float(
+                demographic_parity_difference(t, p, sensitive_features=g, sample_weight=w)
+            ),
+        }
+        if lab.sum() > 0 and len(np.unique(data.y[lab])) == 2:
+            # positive class = default; the model "predicts default" when it declines.
+            sub = (enc[0][lab], enc[1])
+            t, p, g, w = compress(data.y[lab], ~chal[lab], group[lab], sub)
+            entry["equalized_odds_difference"] = float(
+                equalized_odds_difference(t, p, sensitive_features=g, sample_weight=w)
+            )
+        if big.sum() >= 2 and np.isfinite(di):
+            if di < pol.four_fifths:
+                worst_g = str(table.loc[big, "challenger"].idxmin())
+                fails.append(
+                    f"{attr}: adverse impact ratio {di:.3f} < {pol.four_fifths} "
+                    f"(group {worst_g} approved at {table.loc[worst_g, 'challenger']:.1%})"
+                )
+            if champ is not None:
+                di_c = impact_ratio(table.loc[big, "champion"])
+                entry["impact_ratio_champion"] = di_c
+                if np.isfinite(di_c) and di < di_c - pol.champion_tolerance:
+                    fails.append(
+                        f"{attr}: adverse impact ratio {di:.3f} worse than the champion's "
+                        f"{di_c:.3f} by more than {pol.champion_tolerance}"
+                    )
+        per_attr[attr] = {**entry, "groups": table.reset_index(names="group").to_dict("records")}
+        metrics[f"impact_ratio_{attr}"] = di
+    if fails:
+        status, reasons = GateStatus.FAIL, fails + small
+        summary = fails[0]
+    elif small:
+        status, reasons = GateStatus.INCONCLUSIVE, [f"groups too small: {', '.join(small)}"]
+        summary = f"{len(small)} group(s) below the minimum size {pol.min_group_size}"
+    else:
+        status, reasons = GateStatus.PASS, []
+        summary = "adverse impact ratios " + ", ".join(
+            f"{a} {metrics[f'impact_ratio_{a}']:.2f}" for a in attrs
+        )
+    metrics["small_groups"] = small
+    return GateResult(
+        name=NAME,
+        status=status,
+        blocking=pol.blocking,
+        summary=summary,
+        reasons=reasons,
+        metrics=metrics,
+        details={"attributes": per_attr},
+    )

@@ -1,0 +1,263 @@
+"""The gate policy: one YAML file per model (config/policies/<model>.yaml), validated here.
+
+Everything a gate decides with is in the policy, not in code: thresholds per environment (dev
+warns, stage and prod block), minimum sample sizes, which gates apply, the absolute floors a
+first version (no champion) must clear, the lending cost model and cut-off, drift and fairness
+thresholds, the bootstrap, the swap-in limit and the canary schedule the rollout reads. The
+defaults follow common credit-risk practice; docs/gates.md cites it field by field. A bad
+policy stops with a ConfigError that names the file and the field (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlgate.config import REPO_ROOT, load_yaml, parse_model
+from mlgate.errors import BadInputError, ConfigError
+
+GATE_NAMES = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
+GateName = Literal["performance", "calibration", "drift", "fairness", "pnl", "swap"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleSizes(_Strict):
+    """Below these counts a gate says INCONCLUSIVE instead of guessing."""
+
+    min_labelled: int = Field(500, ge=1, description="matured, labelled holdout rows")
+    min_defaults: int = Field(30, ge=1, description="defaults among them")
+    min_reference: int = Field(1000, ge=1, description="drift reference rows")
+    min_current: int = Field(1000, ge=1, description="drift current-window rows")
+
+
+class Floors(_Strict):
+    """Absolute floors: a first version is held to these (and every version must clear them)."""
+
+    min_auc: float = Field(0.65, gt=0.5, lt=1)
+    min_ks: float = Field(0.20, ge=0, lt=1)
+    min_profit_per_application: float = Field(0.0, description="lower CI bound, currency units")
+
+
+class PerformancePolicy(_Strict):
+    blocking: bool = True
+    auc_tolerance: float = Field(0.01, ge=0, lt=0.5, description="challenger AUC may be this worse")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class CalibrationPolicy(_Strict):
+    blocking: bool = True
+    n_bands: int = Field(10, ge=2, le=50, description="score bands (quantiles of the PD)")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="family-wise, Bonferroni per band")
+    min_abs_diff: float = Field(
+        0.01, ge=0, description="a band fails only if also off by more than this (materiality)"
+    )
+    min_band_size: int = Field(50, ge=1)
+
+
+class DriftPolicy(_Strict):
+    blocking: bool = True
+    psi_watch: float = Field(0.10, gt=0, description="PSI >= this: moderate shift, counted")
+    psi_act: float = Field(0.25, gt=0, description="PSI >= this: significant shift, FAIL")
+    drift_share: float = Field(0.30, gt=0, le=1, description="share of watched features -> FAIL")
+    score_psi_act: float = Field(0.25, gt=0)
+    wasserstein_threshold: float = Field(
+        0.10, gt=0, description="Wasserstein / reference std: effect size, reported"
+    )
+    n_bins: int = Field(10, ge=2, le=100, description="PSI bins: reference deciles")
+    evidently_sample: int = Field(50_000, ge=100, description="rows per side in the HTML report")
+    current_days: int = Field(
+        30, ge=1, description="default current window: the newest N days of applications"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> DriftPolicy:
+        if self.psi_watch >= self.psi_act:
+            raise ValueError("psi_watch must be below psi_act")
+        return self
+
+
+class FairnessPolicy(_Strict):
+    blocking: bool = True
+    attributes: list[str] | None = Field(None, description="None: the dataset's protected ones")
+    four_fifths: float = Field(0.8, gt=0, le=1, description="min adverse impact ratio")
+    champion_tolerance: float = Field(0.02, ge=0, le=1)
+    min_group_size: int = Field(100, ge=1)
+
+
+class CostModel(_Strict):
+    """A simple lending P&L per application (credit-risk-domain.md, expected loss)."""
+
+    amount_column: str | None = "loan_amount"
+    default_amount: float = Field(10_000.0, gt=0, description="when the column is missing")
+    interest_margin: float = Field(0.12, ge=0, description="net interest over the term / amount")
+    funding_cost: float = Field(0.03, ge=0, description="over the term / amount")
+    operating_cost: float = Field(150.0, ge=0, description="per approved loan")
+    lgd: float = Field(0.60, ge=0, le=1, description="loss given default, share of EAD")
+    ead_share: float = Field(1.0, gt=0, le=1.5, description="exposure at default / amount")
+    forgone_margin_weight: float = Field(
+        1.0, ge=0, le=1, description="share of the margin counted as lost on a declined good"
+    )
+
+
+class CutoffPolicy(_Strict):
+    """Decline when PD >= cut-off: the environment's served cut-off (its overlay in git),
+    a fixed value, or chosen per model on a validation window."""
+
+    method: Literal["overlay", "fixed", "max_profit"] = "overlay"
+    value: float = Field(
+        0.15, gt=0, lt=1, description="fixed; for overlay: used when git has no overlay"
+    )
+    validation_share: float = Field(
+        0.3, gt=0, lt=1, description="max_profit: earliest share of the holdout used to choose"
+    )
+
+
+class PnlPolicy(_Strict):
+    blocking: bool = True
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    seed: int = 7
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    tolerance_share: float = Field(
+        0.02, ge=0, lt=1, description="uplift lower bound > -this x |champion profit|"
+    )
+
+
+class SwapPolicy(_Strict):
+    blocking: bool = True
+    max_swap_in_share: float = Field(
+        0.30,
+        ge=0,
+        le=1,
+        description="new approvals without outcome / challenger approvals above: INCONCLUSIVE",
+    )
+    valuation: Literal["parcelling", "worst_band"] = Field(
+        "parcelling",
+        description="parcelling: factor x the observed default rate of the applicant's score "
+        "band (reject inference); worst_band: the worst band's observed rate for every swap-in",
+    )
+    parcelling_factor: float = Field(
+        2.0, ge=1, description="declined applicants default more than approved ones alike"
+    )
+
+
+class CanaryPolicy(_Strict):
+    """Read by the rollout (gitops/canary): how a prod canary starts and when it is judged."""
+
+    initial_weight: int = Field(10, ge=1, le=50, description="percent of traffic")
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
+    min_requests: int = Field(1000, ge=1)
+    min_early_labels: int = Field(200, ge=0)
+    deadline_hours: int = Field(168, ge=1, description="no verdict by then: abort")
+    analysis_interval_minutes: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _steps(self) -> CanaryPolicy:
+        if self.steps != sorted(self.steps) or any(not 0 < s <= 100 for s in self.steps):
+            raise ValueError("steps must be increasing percentages in (0, 100]")
+        return self
+
+
+class MonitorPolicy(_Strict):
+    """Daily monitoring thresholds (mlgate monitor)."""
+
+    auc_drop: float = Field(0.03, ge=0, description="alert if AUC < expected - this")
+    early_delinquency_ratio: float = Field(
+        1.3, gt=1, description="alert if observed / expected early-delinquency rate above"
+    )
+    window_days: int = Field(30, ge=1, description="recent applications: drift, fairness")
+    matured_days: int = Field(90, ge=1, description="newest matured labels: AUC, calibration")
+    early_days: int = Field(30, ge=1, description="newest early-delinquency outcomes")
+    alert_on_watch: bool = Field(
+        True, description="drift: alert when a feature reaches psi_watch (investigate), not act"
+    )
+
+
+class EnvironmentPolicy(_Strict):
+    enforce: bool = True  # False: warn-only (dev) -- results are reported, nothing blocks
+    gates: list[GateName] | None = None  # None: all gates
+    overrides: dict[str, Any] = Field(default_factory=dict)  # deep-merged into the sections
+
+
+class GatePolicy(_Strict):
+    model: str | None = None
+    description: str = ""
+    samples: SampleSizes = Field(default_factory=SampleSizes)
+    floors: Floors = Field(default_factory=Floors)
+    performance: PerformancePolicy = Field(default_factory=PerformancePolicy)
+    calibration: CalibrationPolicy = Field(default_factory=CalibrationPolicy)
+    drift: DriftPolicy = Field(default_factory=DriftPolicy)
+    fairness: FairnessPolicy = Field(default_factory=FairnessPolicy)
+    cost_model: CostModel = Field(default_factory=CostModel)
+    cutoff: CutoffPolicy = Field(default_factory=CutoffPolicy)
+    pnl: PnlPolicy = Field(default_factory=PnlPolicy)
+    swap: SwapPolicy = Field(default_factory=SwapPolicy)
+    canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
+    monitor: MonitorPolicy = Field(default_factory=MonitorPolicy)
+    environments: dict[str, EnvironmentPolicy] = Field(
+        default_factory=lambda: {
+            "dev": EnvironmentPolicy(enforce=False),
+            "stage": EnvironmentPolicy(),
+            "prod": EnvironmentPolicy(),
+        }
+    )
+    source_file: str | None = Field(None, exclude=True)
+
+    def for_env(self, env: str) -> GatePolicy:
+        """The policy as it applies in `env`: its overrides merged in, validated again."""
+        if env not in self.environments:
+            raise BadInputError(
+                f"{self.source_file or 'policy'}: environment {env!r} not in environments "
+                f"(known: {', '.join(sorted(self.environments))})"
+            )
+        overrides = self.environments[env].overrides
+        if not overrides:
+            return self
+        merged = _deep_merge(self.model_dump(exclude={"environments"}), overrides)
+        merged["environments"] = {k: v.model_dump() for k, v in self.environments.items()}
+        src = f"{self.source_file or 'policy'} (environments.{env}.overrides)"
+        out = parse_model(GatePolicy, merged, src)
+        return out.model_copy(update={"source_file": self.source_file})
+
+    def gates_for(self, env: str) -> list[str]:
+        chosen = self.environments[env].gates
+        return list(chosen) if chosen is not None else list(GATE_NAMES)
+
+    def enforced(self, env: str) -> bool:
+        return self.environments[env].enforce
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"
+
+
+def load_policy(path: str | Path) -> GatePolicy:
+    """Read and validate a policy file; every override section is validated up front too."""
+    policy = parse_model(GatePolicy, load_yaml(path), str(path))
+    policy = policy.model_copy(update={"source_file": str(path)})
+    for env in policy.environments:
+        policy.for_env(env)  # a bad override must fail now, not at the first prod run
+    return policy
+
+
+def policy_path_for(model: str, explicit: str | Path | None = None) -> Path:
+    """`--policy` if given, else config/policies/<model>.yaml, else credit_risk.yaml."""
+    if explicit:
+        return Path(explicit)
+    for cand in (DEFAULT_POLICY_DIR / f"{model}.yaml", DEFAULT_POLICY_DIR / "credit_risk.yaml"):
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"no gate policy for model {model!r}: pass --policy FILE")

@@ -1,0 +1,76 @@
+"""`gates run` as a library call: policy -> data -> gates -> report files (+ MLflow).
+
+The CLI command, the demo step and the pipeline component all call `run_gates_for_model`; it
+returns the GateReport (whose `exit_code` is the command's) and the report file paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mlgate.config import PlatformSettings
+from mlgate.gates.collect import collect, log_to_mlflow, with_served_cutoff
+from mlgate.gates.evaluate import run_gates
+from mlgate.gates.policy import load_policy, policy_path_for
+from mlgate.gates.report import write_report
+from mlgate.gates.result import GateReport
+
+
+def default_report_dir(settings: PlatformSettings, model: str, challenger: str, env: str) -> Path:
+    return settings.ws().reports_dir / "gates" / f"{model}-v{challenger}-{env}"
+
+
+def run_gates_for_model(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    challenger: str,
+    env: str,
+    champion: str | None = None,
+    current: str | Path | None = None,
+    policy_file: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    evidently: bool = True,
+    log_mlflow: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> tuple[GateReport, dict[str, Path]]:
+    say = say or (lambda _m: None)
+    policy = load_policy(policy_path_for(model, policy_file))  # bad policy: exit 2, first
+    policy.for_env(env)  # unknown environment: exit 2 before any work
+    policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
+    data = collect(
+        settings,
+        model=model,
+        challenger=challenger,
+        champion=champion,
+        env=env,
+        policy=policy,
+        current=current,
+        say=say,
+    )
+    data.info["cutoff_source"] = cutoff_source
+    report = run_gates(
+        model=model,
+        challenger=data.challenger,
+        champion=data.champion,
+        env=env,
+        policy=policy,
+        holdout=data.holdout,
+        drift=data.drift,
+        data_info=data.info,
+        why_missing=data.why_missing,
+        on_gate=lambda name: say(f"gate {name}"),
+    )
+    out = (
+        Path(report_dir)
+        if report_dir
+        else default_report_dir(settings, model, data.challenger, env)
+    )
+    say("writing the report")
+    paths = write_report(out, report, holdout=data.holdout, drift=data.drift, evidently=evidently)
+    if log_mlflow and data.run_id:
+        uri = log_to_mlflow(settings, data.run_id, paths["report.json"].parent, env)
+        if uri:
+            report.data["mlflow_artifacts"] = uri
+    return report, paths
