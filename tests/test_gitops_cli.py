@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 from mlgate.cli import app
-from mlgate.config import load_settings
 from mlgate.demo import run_demo
 from mlgate.errors import MlgateError
+from mlgate.gitops.history import parse_trailers
+from mlgate.gitops.repo import GitopsRepo
+from tests.fixtures.registry import workspace_with_world
 
 
 def _mlgate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,12 +93,75 @@ def test_cli_manifests_validate_json() -> None:
     assert report["ok"] is True and len(report["targets"]) >= 5
 
 
-def test_demo_step_runs_on_the_workspace(gitops_ws: Path) -> None:
-    ctx = run_demo(load_settings(), Console(record=True, width=120), fast=True, only=["gitops"])
+@pytest.mark.slow
+def test_demo_step_promotes_on_gate_reports(workspace: Path, small_world: tuple[Path, Any]) -> None:
+    """Train v1, then the gitops step: gates per env, retrained v2, canary, rollback, abort."""
+    settings = workspace_with_world(workspace, small_world[0])
+    ctx = run_demo(settings, Console(record=True, width=120), fast=True, only=["train", "gitops"])
     res = ctx.results["gitops"]
     prod = res["status"]["models"][0]["envs"]["prod"]
     v1, v2 = res["versions"]
+    assert v1 == ctx.results["train"]["version"] and v2 != v1
+    # v2 is a real retrain: its own MLflow run, not v1's artifact re-registered
+    client = _client(settings)
+    mv1, mv2 = (
+        client.get_model_version("credit_risk", v1),
+        client.get_model_version("credit_risk", v2),
+    )
+    assert mv1.run_id != mv2.run_id and mv1.source != mv2.source
     # after canary promote, rollback (canary back) and abort: v1 stable, v2 quarantined
     assert prod["stable_version"] == v1 and prod["canary_version"] is None
     assert [q["version"] for q in res["status"]["models"][0]["quarantined"]] == [v2]
     assert res["validate_ok"] is True
+    done = [(p["version"], p["env"]) for p in res["promotions"]]
+    assert done == [(v, e) for v in (v1, v2) for e in ("dev", "stage", "prod")]
+    remote = GitopsRepo.locate(settings).remote
+    for p in res["promotions"]:
+        report_json = Path(p["report_dir"]) / "report.json"
+        report = json.loads(report_json.read_text())
+        assert (report["model"], str(report["challenger"]), report["env"]) == (
+            "credit_risk",
+            p["version"],
+            p["env"],
+        )
+        # the champion the gates compared with is what git said runs stable there
+        want_champion = None if p["version"] == v1 else v1
+        assert (report["champion"] and str(report["champion"])) == want_champion
+        msg = subprocess.run(
+            ["git", f"--git-dir={remote}", "log", "-1", "--format=%B", p["commit"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        trailers = parse_trailers(msg)
+        assert trailers["gate-report"] == [hashlib.sha256(report_json.read_bytes()).hexdigest()]
+        assert trailers["gate-result"] == [report["overall"]] == [p["overall"]]
+        if report["overall"] == "PASS":
+            assert "override-reason" not in trailers and "[GATES OVERRIDDEN]" not in msg
+        else:  # break-glass names the gates that did not pass
+            not_passed = [
+                f"{g['name']} {g['status']}:"
+                for g in report["gates"]
+                if g["blocking"] and g["status"] != "PASS"
+            ]
+            (reason,) = trailers["override-reason"]
+            assert not_passed and all(gate in reason for gate in not_passed), reason
+            assert "[GATES OVERRIDDEN]" in msg
+    # dev is warn-only: both versions enter on a PASS report, without break-glass
+    assert [p["overall"] for p in res["promotions"] if p["env"] == "dev"] == ["PASS", "PASS"]
+    # the misconfigured candidate: stage gates FAIL on performance, promote refuses, git untouched
+    bad = res["blocked"]
+    report = json.loads((Path(bad["report_dir"]) / "report.json").read_text())
+    assert bad["overall"] == report["overall"] == "FAIL" and str(report["champion"]) == v2
+    assert {g["name"]: g["status"] for g in report["gates"]}["performance"] == "FAIL"
+    assert bad["refused"].startswith("Refused (exit 1)") and bad["refs_unchanged"] is True
+    envs = res["status"]["models"][0]["envs"].values()
+    deployed = {e["stable_version"] for e in envs} | {e["canary_version"] for e in envs}
+    assert bad["version"] not in deployed
+
+
+def _client(settings: Any) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    uri = settings.mlflow_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=settings.mlflow.registry_uri or uri)

@@ -1,38 +1,57 @@
-"""Demo step: GitOps on the embedded default.
+"""Demo step: GitOps on the embedded default, each promotion decided by the gates.
 
 The trained version goes dev -> stage -> prod by pull requests in the workspace's GitOps
-repository; a second version enters prod as a canary, its weight is raised, it is promoted,
-rolled back (git revert) and aborted; then status, MLflow aliases and manifest validation.
+repository. Before each promotion the step runs the gates for that environment (challenger vs
+the champion git says runs stable there) and promotes with that report when it PASSes. Only a
+report short of PASS takes the break-glass path (`--override-gates` with the failing gates as the
+written reason, two approvers), and the report still travels with the commit. `--fast` (a 20k
+world) has too few recent applications and too small groups for the drift and fairness
+minimums, so stage and prod go break-glass there; the full world passes on the merits.
 
-Evidence is taken from earlier steps where it exists (gate report, image build record) and
-from the workspace otherwise. Where no PASS gate report exists for an environment, the demo
-uses the break-glass path (`--override-gates --reason`, two approvers), and says so.
+A second version is a routine retrain through the library (the model config with its
+regularisation retuned): it is gated against v1 per environment and enters prod as a canary,
+whose weight is raised, which is promoted, rolled back (git revert) and aborted. A third,
+misconfigured candidate (a one-split tree) shows the stage gates blocking: `promote` refuses its
+FAIL report and the GitOps remote is left untouched. Then status, MLflow aliases and manifest
+validation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from mlgate.demo import DemoContext, DemoStep
-from mlgate.errors import BadInputError
+from mlgate.errors import BadInputError, Inconclusive
+from mlgate.gates.result import GateReport, GateStatus
+from mlgate.gates.run import run_gates_for_model
 from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
 from mlgate.gitops.aliases import sync_aliases
 from mlgate.gitops.evidence import load_report
 from mlgate.gitops.overlay import ENVS, check_image
+from mlgate.gitops.pr import Refused
 from mlgate.gitops.promote import promote
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
-from mlgate.gitops.status import read_status
+from mlgate.gitops.status import read_status, stable_version
 from mlgate.gitops.validate import validate_tree
+from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, ModelConfig, load_model_config
+from mlgate.training.train import train_model
 
 APPROVERS = ["model-risk-officer", "head-of-credit-risk"]
-OVERRIDE = "demo: no PASS gate report for this environment on the embedded default"
+RETRAIN_C = 1.0  # v2: the routine retrain retunes the L2 strength (config: C 0.5)
+# v3: a misconfigured candidate (a single one-split tree), to show a gate blocking it
+BAD_CANDIDATE = {
+    "algorithm": "hist_gradient_boosting",
+    "params": {"max_iter": 1, "max_depth": 1, "early_stopping": False},
+}
+COLOR = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -61,7 +80,9 @@ def _trained(ctx: DemoContext) -> tuple[str, str]:
 def _image(ctx: DemoContext, model: str, version: str) -> str:
     """The image build record (this run or the workspace), else a labelled content digest."""
     rec = ctx.results.get("image")
-    repo, digest = _field(rec, "repository"), _field(rec, "digest")
+    repo, digest = None, None
+    if str(_field(rec, "version") or "") == version:
+        repo, digest = _field(rec, "repository"), _field(rec, "digest")
     path = ctx.settings.ws().root / "images" / model / f"{version}.json"
     if not (repo and digest) and path.is_file():
         doc = json.loads(path.read_text())
@@ -71,70 +92,149 @@ def _image(ctx: DemoContext, model: str, version: str) -> str:
     mv = _client(ctx).get_model_version(model, version)
     stand_in = hashlib.sha256(f"{model}:{version}:{mv.run_id}:{mv.source}".encode()).hexdigest()
     ctx.console.print(
-        "[yellow]no image was built in this workspace (image step skipped): the demo pins a "
+        f"[yellow]no image was built for {model} {version} in this workspace: the demo pins a "
         "content digest of the model version instead; a real deployment needs a built image[/]"
     )
     return f"127.0.0.1:5555/mlgate/{model.replace('_', '-')}@sha256:{stand_in}"
 
 
-def _report(ctx: DemoContext, model: str, version: str, env: str) -> Path | None:
-    """A PASS gate report for exactly this model/version/env, if the gates step made one."""
-    gates = ctx.results.get("gates")
-    candidates = []
-    if _field(gates, "report_dir"):
-        candidates.append(Path(str(_field(gates, "report_dir"))))
-    reports = ctx.settings.ws().root / "reports"
-    if reports.is_dir():
-        candidates += sorted(p.parent for p in reports.rglob("report.json"))
-    for d in candidates:
-        try:
-            rep = load_report(d)
-        except BadInputError:
-            continue
-        if (rep.model, rep.challenger, rep.env, rep.overall) == (model, version, env, "PASS"):
-            return d
+def _reusable(ctx: DemoContext, model: str, version: str, env: str, champion: str | None) -> Any:
+    """The gates step's report when it is exactly this comparison (dev, v1, no champion)."""
+    d = _field(ctx.results.get("gates"), "report_dir")
+    if not d or not (Path(str(d)) / "report.json").is_file():
+        return None
+    rep = load_report(Path(str(d)))
+    if (rep.model, rep.challenger, rep.env, rep.champion) == (model, version, env, champion):
+        return rep
     return None
 
 
-def _merge(ctx: DemoContext, pr: prmod.PullRequest, approvers: list[str]) -> None:
+def _override_reason(report: GateReport) -> str:
+    """The written break-glass reason: which blocking gates did not pass, and why."""
+    parts = [
+        f"{g.name} {g.status.value}: {g.summary}"
+        for g in report.gates
+        if g.blocking and g.status != GateStatus.PASS
+    ]
+    return (
+        f"demo break-glass: {report.env} gates {report.overall.value} "
+        f"({'; '.join(parts) or 'no gate result'})"
+    )
+
+
+def _gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, str, str | None]:
+    """Run the gates for `env` (champion from git); -> (report dir, overall, override reason)."""
+    champion = stable_version(ctx.settings, model, env)
+    vs = f"vs champion {champion}" if champion else "first version, held to the floors"
+    reused = _reusable(ctx, model, version, env, champion)
+    if reused is not None:
+        ctx.console.print(f"  gates {model} {version} -> {env} ({vs}): the gates step's report")
+        doc = GateReport.model_validate_json(Path(reused.path).read_text())
+        report_dir = Path(reused.path).parent
+    else:
+        with ctx.console.status(f"gates {model} {version} -> {env}") as status:
+            doc, paths = run_gates_for_model(
+                ctx.settings,
+                model=model,
+                challenger=version,
+                env=env,
+                champion=champion,
+                evidently=not ctx.fast,  # Evidently's HTML costs ~10 s a run: full demo only
+                say=lambda m: status.update(f"gates {model} {version} -> {env}: {m}"),
+            )
+        report_dir = paths["report.json"].parent
+        ctx.console.print(f"  gates {model} {version} -> {env} ({vs}): {report_dir}")
+    for g in doc.gates:
+        ctx.console.print(
+            f"    {g.name:<12} [{COLOR[g.status.value]}]{g.status.value:<12}[/] {g.summary}"
+        )
+    overall = doc.overall.value
+    ctx.console.print(
+        f"    overall [{COLOR[overall]}]{overall}[/]"
+        + (" (warn-only environment)" if not doc.enforced else "")
+    )
+    return report_dir, overall, None if overall == "PASS" else _override_reason(doc)
+
+
+def _merge(ctx: DemoContext, pr: prmod.PullRequest, approvers: list[str]) -> str:
     res = prmod.merge_pr(ctx.settings, pr.branch, approvers)
     ctx.console.print(
         f"  merged {pr.branch} -> {res.commit[:10]} (Approved-by: {', '.join(res.approvers)})"
     )
+    return res.commit
 
 
-def _promote(ctx: DemoContext, model: str, version: str, env: str, image: str) -> None:
-    report = _report(ctx, model, version, env)
-    if report is None:
+def _promote(ctx: DemoContext, model: str, version: str, env: str, image: str) -> dict[str, Any]:
+    report, overall, reason = _gates(ctx, model, version, env)
+    if reason is not None:
         ctx.console.print(
-            f"  [bold yellow]BREAK-GLASS[/] {env}: no PASS gate report for {model} {version}; "
-            "--override-gates with a reason, merge needs two approvers"
+            f"  [bold yellow]BREAK-GLASS[/] {env}: the gates say {overall}, not PASS; "
+            "--override-gates with this reason (the report goes with the commit), "
+            f"merge needs two approvers:\n    {reason}"
         )
-        pr = promote(ctx.settings, model, version, env, None, image=image, override_reason=OVERRIDE)
-        approvers = APPROVERS
-    else:
-        pr = promote(ctx.settings, model, version, env, report, image=image)
-        approvers = APPROVERS[:1]
+    pr = promote(ctx.settings, model, version, env, report, image=image, override_reason=reason)
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
-    _merge(ctx, pr, approvers)
+    commit = _merge(ctx, pr, APPROVERS if reason else APPROVERS[:1])
+    return {
+        "version": version,
+        "env": env,
+        "overall": overall,
+        "report_dir": str(report),
+        "override_reason": reason,
+        "commit": commit,
+    }
 
 
-def _second_version(ctx: DemoContext, model: str, version: str) -> str:
-    """Re-register the trained model as a new version (labelled) so the canary has two."""
-    client = _client(ctx)
-    mv = client.get_model_version(model, version)
-    new = client.create_model_version(
-        model,
-        source=mv.source,
-        run_id=mv.run_id,
-        tags={**dict(mv.tags or {}), "demo_note": f"re-registration of version {version}"},
-        description=f"demo: version {version} re-registered to show a canary",
+def _train_variant(ctx: DemoContext, what: str, **changes: Any) -> str:
+    """Train and register one more version: the model config with `changes` applied."""
+    base = load_model_config(DEFAULT_MODEL_CONFIG)
+    cfg = ModelConfig.model_validate({**base.model_dump(), **changes}).model_copy(
+        update={"source_file": base.source_file}
     )
+    with ctx.console.status(f"training {what}") as status:
+        result = train_model(ctx.settings, cfg, progress=lambda m: status.update(m))
+    m = result.metrics
     ctx.console.print(
-        f"  [yellow]demo:[/] version {new.version} is version {version} re-registered "
-        "(same artifact) so that prod has a stable and a canary"
+        f"{what}: {result.model} v{result.version} ({result.algorithm} {cfg.params}), run "
+        f"{result.run_id}: out-of-time AUC {m.auc:.3f}, KS {m.ks:.3f}, Brier {m.brier:.4f}"
     )
-    return str(new.version)
+    return str(result.version)
+
+
+def _refs(repo: GitopsRepo) -> str:
+    return subprocess.run(
+        ["git", f"--git-dir={repo.remote}", "for-each-ref", "--format=%(refname) %(objectname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _blocked(ctx: DemoContext, repo: GitopsRepo, model: str) -> dict[str, Any]:
+    """A bad candidate: the stage gates FAIL it and `promote` refuses, committing nothing."""
+    version = _train_variant(ctx, "a misconfigured candidate", **BAD_CANDIDATE)
+    report, overall, _reason = _gates(ctx, model, version, "stage")
+    if overall == "PASS":
+        raise BadInputError(f"{model} {version}: the stage gates passed a bad candidate")
+    before = _refs(repo)
+    try:
+        promote(ctx.settings, model, version, "stage", report, image=_image(ctx, model, version))
+    except (Refused, Inconclusive) as exc:
+        refused = f"{type(exc).__name__} (exit {exc.exit_code}): {exc}"
+    else:
+        raise BadInputError(f"{model} {version}: promote accepted a {overall} gate report")
+    unchanged = _refs(repo) == before
+    ctx.console.print(
+        f"  [bold red]blocked[/] mlgate promote {model} {version} -> stage: {refused}\n"
+        f"  refs of the GitOps remote unchanged: {unchanged}"
+    )
+    return {
+        "version": version,
+        "overall": overall,
+        "report_dir": str(report),
+        "refused": refused,
+        "refs_unchanged": unchanged,
+    }
 
 
 def _status_table(ctx: DemoContext) -> dict[str, Any]:
@@ -162,21 +262,30 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     image1 = _image(ctx, model, v1)
     repo = GitopsRepo.open(ctx.settings)
     ctx.console.print(f"GitOps remote: {repo.remote} (working clone {repo.work})")
-    for env in ENVS:
-        _promote(ctx, model, v1, env, image1)
+    promotions = [_promote(ctx, model, v1, env, image1) for env in ENVS]
 
-    v2 = _second_version(ctx, model, v1)
-    for env in ENVS:
-        _promote(ctx, model, v2, env, image1)  # into prod: a canary at the policy weight
+    v2 = _train_variant(
+        ctx,
+        "routine retrain",
+        params={**load_model_config(DEFAULT_MODEL_CONFIG).params, "C": RETRAIN_C},
+    )
+    image2 = _image(ctx, model, v2)
+    # into prod: a canary at the policy's initial weight next to v1
+    promotions += [_promote(ctx, model, v2, env, image2) for env in ENVS]
     pr = canary.set_weight(ctx.settings, model, "prod", 50)
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     _merge(ctx, pr, APPROVERS[:1])
-    report = _report(ctx, model, v2, "prod")
+    prod = promotions[-1]
+    ctx.console.print(
+        "canary promote: no live traffic in the demo, so the evidence is the prod gate report "
+        f"of {v2} vs {v1} ({prod['overall']})"
+    )
+    reason = prod["override_reason"]
     pr = canary.promote_canary(
-        ctx.settings, model, "prod", report, override_reason=None if report else OVERRIDE
+        ctx.settings, model, "prod", Path(prod["report_dir"]), override_reason=reason
     )
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
-    _merge(ctx, pr, APPROVERS if report is None else APPROVERS[:1])
+    _merge(ctx, pr, APPROVERS if reason else APPROVERS[:1])
 
     ctx.console.print("rollback: git revert of the canary promotion (version quarantined)")
     pr = rollback(ctx.settings, model, "prod", "demo: late-arriving defaults look worse")
@@ -188,6 +297,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     _merge(ctx, pr, APPROVERS[:1])
 
+    blocked = _blocked(ctx, repo, model)
     status = _status_table(ctx)
     aliases = sync_aliases(ctx.settings, [model])
     for fix in aliases.fixed:
@@ -211,6 +321,8 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     return {
         "model": model,
         "versions": [v1, v2],
+        "promotions": promotions,
+        "blocked": blocked,
         "status": status,
         "aliases_fixed": [f.model_dump() for f in aliases.fixed],
         "validate_ok": report_v.ok,
@@ -218,4 +330,6 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
-STEP = DemoStep(order=60, name="gitops", title="GitOps: PRs, canary, rollback, status", run=run)
+STEP = DemoStep(
+    order=60, name="gitops", title="GitOps: gated PRs, retrain, canary, rollback", run=run
+)

@@ -1,0 +1,62 @@
+"""Gate steps: one task per gate (each shows its own verdict and metrics in the Kubeflow UI),
+then one step that adds them up under the policy and writes the gate report."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+
+from mlgate.pipelines.platform import platform_image
+
+
+@dsl.component(base_image=platform_image(), install_kfp_package=False)
+def run_gate(
+    gate: str,
+    policy: str,
+    env: str,
+    gate_inputs: Input[Dataset],
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+) -> str:
+    """Run one gate on the evaluation's evidence. Returns PASS, FAIL or INCONCLUSIVE; a FAIL
+    does not fail the task (the decision step routes the run), a crash is INCONCLUSIVE."""
+    from mlgate.pipelines import steps
+
+    out = steps.run_gate(gate, policy, env, gate_inputs.path, result.path)
+    for key, value in out.metrics.items():
+        metrics.log_metric(key, value)
+    return out.value
+
+
+@dsl.component(base_image=platform_image(), install_kfp_package=False)
+def decide(
+    policy: str,
+    env: str,
+    model_version: str,
+    gate_inputs: Input[Dataset],
+    performance: Input[Artifact],
+    calibration: Input[Artifact],
+    drift: Input[Artifact],
+    fairness: Input[Artifact],
+    pnl: Input[Artifact],
+    swap: Input[Artifact],
+    report: Output[HTML],
+    report_files: Output[Artifact],
+    metrics: Output[Metrics],
+) -> str:
+    """Add the gates up: PASS only if every gate the policy applies in `env` passed. Writes
+    the gate report: HTML to view here, and the folder (report.json/.md/.html) that the
+    promotion PR carries. Returns PASS, FAIL or INCONCLUSIVE."""
+    from mlgate.pipelines import steps
+
+    out = steps.decide(
+        policy,
+        env,
+        model_version,
+        gate_inputs.path,
+        [performance.path, calibration.path, drift.path, fairness.path, pnl.path, swap.path],
+        report.path,
+        report_files.path,
+    )
+    report_files.metadata.update(out.metadata)
+    for key, value in out.metrics.items():
+        metrics.log_metric(key, value)
+    return out.value

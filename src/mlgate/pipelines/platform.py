@@ -1,0 +1,75 @@
+"""What the pipelines need from the cluster: the platform image, secrets and node placement.
+
+Every component runs in the platform image (mlgate and its pinned environment with kfp baked
+in, so components use `install_kfp_package=False` and work on an air-gapped cluster). Its
+reference is `MLGATE_PLATFORM_IMAGE` at compile time; the committed YAML carries the default,
+which points at the embedded default's loopback registry and is what `mlgate image build`
+pushes there. A production build recompiles with the production registry's digest-pinned
+reference.
+
+Secrets and node placement are applied in the pipeline definitions with `kfp.kubernetes`, so
+the compiled YAML's platform spec shows exactly which step sees which secret: only the steps
+that talk to MLflow get the MLflow credentials, only the image step the registry login, only
+the promotion step the git token. The local runner ignores all of this (and `base_image`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mlgate import __version__
+from mlgate.config import RegistrySettings
+
+IMAGE_ENV = "MLGATE_PLATFORM_IMAGE"
+# mlgate.packaging.build.build_platform_image pushes <registry>/mlgate-platform:<version>-<content hash>.
+DEFAULT_PLATFORM_IMAGE = f"{RegistrySettings().address}/mlgate-platform:{__version__}"
+
+# Kubernetes Secrets the platform expects in the Kubeflow profile namespace. Keys -> env vars.
+MLFLOW_SECRET = "mlgate-mlflow"
+MLFLOW_ENV = {
+    "tracking_uri": "MLGATE_MLFLOW__TRACKING_URI",
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+}
+REGISTRY_SECRET = "mlgate-registry"
+REGISTRY_ENV = {
+    "address": "MLGATE_REGISTRY__ADDRESS",
+    "username": "REGISTRY_AUTH_USERNAME",
+    "password": "REGISTRY_AUTH_PASSWORD",
+}
+GIT_SECRET = "mlgate-git"
+GIT_ENV = {"remote": "MLGATE_GITOPS__REMOTE", "token": "GITHUB_TOKEN"}
+
+# Node pools: training-heavy steps on the compute pool, the rest anywhere.
+POOL_LABEL = "mlgate.io/pool"
+COMPUTE_POOL = "ml-compute"
+BUILD_POOL = "ml-build"  # image builds need a node that allows buildah (fuse / vfs)
+
+
+def platform_image() -> str:
+    return os.environ.get(IMAGE_ENV) or DEFAULT_PLATFORM_IMAGE
+
+
+def with_mlflow(task: Any) -> Any:
+    from kfp import kubernetes
+
+    return kubernetes.use_secret_as_env(task, MLFLOW_SECRET, MLFLOW_ENV, optional=True)
+
+
+def with_registry(task: Any) -> Any:
+    from kfp import kubernetes
+
+    return kubernetes.use_secret_as_env(task, REGISTRY_SECRET, REGISTRY_ENV, optional=True)
+
+
+def with_git(task: Any) -> Any:
+    from kfp import kubernetes
+
+    return kubernetes.use_secret_as_env(task, GIT_SECRET, GIT_ENV, optional=True)
+
+
+def on_pool(task: Any, pool: str = COMPUTE_POOL) -> Any:
+    from kfp import kubernetes
+
+    return kubernetes.add_node_selector(task, POOL_LABEL, pool)

@@ -1,0 +1,202 @@
+"""Run a model version's MLServer on loopback: the same runtime and settings as the image.
+
+`model_repository()` writes the MLServer repository (`settings.json` + `<model>/model-settings.json`)
+that both `mlgate serve` and the image use, so a local server and the image's server differ only
+in where the files live. MLServer runs in-process (`parallel_workers: 0`): measured faster for
+single-row scoring than its worker pool on 2 cores, and one process is what a pod should run.
+The metrics server is off (the platform scrapes Seldon's), the gRPC port is set explicitly so
+several servers can share a machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from pydantic import BaseModel
+
+from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError, ConfigError, ExternalServiceError
+from mlgate.packaging.model_artifact import export_model, resolve_version
+from mlgate.serving.runtime import CUTOFF_ENV
+
+RUNTIME = "mlgate.serving.runtime.CreditRiskRuntime"
+
+
+class ServerInfo(BaseModel):
+    model: str
+    version: str
+    url: str
+    pid: int
+    repository: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def model_repository(
+    dest: Path,
+    *,
+    model: str,
+    version: str,
+    model_uri: str,
+    server: dict[str, Any] | None = None,
+) -> Path:
+    """Write `<model>/model-settings.json` (and `settings.json` when `server` is given).
+
+    The image ships no settings.json: its server settings come from MLSERVER_* environment
+    variables (as Seldon sets them), which a settings.json would override.
+    """
+    (dest / model).mkdir(parents=True, exist_ok=True)
+    model_settings = {
+        "name": model,
+        "implementation": RUNTIME,
+        "parameters": {
+            "uri": model_uri,
+            "version": version,
+            "content_type": "pd",
+            "extra": {"model_version": version},
+        },
+    }
+    if server is not None:
+        (dest / "settings.json").write_text(json.dumps(server, indent=2) + "\n")
+    (dest / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
+    return dest
+
+
+def server_settings(http_port: int, grpc_port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    """In-process inference (no worker pool), no metrics server, explicit ports."""
+    return {
+        "host": host,
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "parallel_workers": 0,
+        "metrics_endpoint": None,
+        "debug": False,
+    }
+
+
+def default_cutoff(model: str) -> float:
+    """The cut-off for a local server: MLGATE_CUTOFF, else the model config's policy value."""
+    raw = os.environ.get(CUTOFF_ENV)
+    if raw:
+        return float(raw)
+    from mlgate.config import REPO_ROOT
+
+    cfg_path = REPO_ROOT / "config" / "models" / f"{model}.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"no cut-off: set {CUTOFF_ENV} or pass --cutoff ({cfg_path} not found)")
+    from mlgate.training.model_config import load_model_config
+
+    return load_model_config(cfg_path).cutoff
+
+
+def wait_ready(url: str, model: str, proc: subprocess.Popen[Any] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ExternalServiceError(f"MLServer exited with code {proc.returncode} before ready")
+        try:
+            r = requests.get(f"{url}/v2/models/{model}/ready", timeout=1)
+            if r.status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise ExternalServiceError(f"MLServer at {url} not ready for {model!r} within {timeout:.0f}s")
+
+
+def mlserver_bin() -> str:
+    cand = Path(sys.executable).parent / "mlserver"
+    return str(cand) if cand.exists() else "mlserver"
+
+
+@contextmanager
+def serving(
+    settings: PlatformSettings,
+    model: str,
+    version: str,
+    *,
+    port: int | None = None,
+    cutoff: float | None = None,
+    timeout: float = 90,
+    log_path: Path | None = None,
+) -> Iterator[ServerInfo]:
+    """Start MLServer for one registered version on loopback; stop it on exit."""
+    number = resolve_version(settings, model, version)
+    ws = settings.ws()
+    artifact = export_model(
+        settings, model, number, ws.sub("serving", "artifacts") / f"{model}-{number}"
+    )
+    http_port = port or free_port()
+    repo = model_repository(
+        ws.sub("serving", f"{model}-{number}-{http_port}"),
+        model=model,
+        version=number,
+        model_uri=str(artifact),
+        server=server_settings(http_port, free_port()),
+    )
+    env = dict(os.environ)
+    env[CUTOFF_ENV] = str(cutoff if cutoff is not None else default_cutoff(model))
+    env["MLGATE_WORKSPACE"] = str(ws.root)
+    log = (log_path or repo / "mlserver.log").open("ab")
+    proc = subprocess.Popen(
+        [mlserver_bin(), "start", str(repo)],
+        cwd=repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        try:
+            wait_ready(url, model, proc, timeout)
+        except ExternalServiceError as exc:
+            tail = (
+                (repo / "mlserver.log").read_text(errors="replace")[-1500:] if not log_path else ""
+            )
+            raise ExternalServiceError(f"{exc}\n{tail}") from exc
+        yield ServerInfo(model=model, version=number, url=url, pid=proc.pid, repository=str(repo))
+    finally:
+        stop(proc)
+        log.close()
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def parse_application(raw: str) -> dict[str, Any]:
+    """`--application` as JSON text or @file; an object of the application's own fields."""
+    text = raw
+    if raw.startswith("@"):
+        try:
+            text = Path(raw[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"{raw[1:]}: cannot read the application: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"--application: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadInputError("--application: expected a JSON object of field: value")
+    return data

@@ -1,0 +1,102 @@
+"""`mlgate demo --fast`: the whole lifecycle on the embedded default, as a user runs it.
+
+One end-to-end run through the real console script; the assertions read the state each
+capability leaves behind (world, registry, gate report, image record, git), not the console text,
+so the test fails when a step stops doing its job even if it still prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    env = {**os.environ, "MLGATE_WORKSPACE": str(ws), "COLUMNS": "160"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlgate.cli", "demo", "--fast"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+        check=False,
+    )
+    return ws, proc
+
+
+def _mlgate(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLGATE_WORKSPACE": str(ws)}
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_completes(demo_run) -> None:
+    ws, proc = demo_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "demo complete" in proc.stderr + proc.stdout
+
+
+def test_demo_leaves_a_valid_world(demo_run) -> None:
+    ws, _ = demo_run
+    manifest = json.loads((ws / "data" / "world" / "manifest.json").read_text())
+    assert manifest["tables"]["applications"]["rows"] > 0
+    proc = _mlgate(ws, "data", "validate", "--json")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_registers_versions_with_lineage(demo_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.config import load_settings
+    from mlgate.training.registry import version_lineage
+
+    ws, _ = demo_run
+    monkeypatch.setenv("MLGATE_WORKSPACE", str(ws))
+    lineage = version_lineage(load_settings(), "credit_risk", "1")
+    assert lineage.run_id and lineage.data_fingerprint and lineage.feature_service
+
+
+def test_demo_writes_a_gate_report(demo_run) -> None:
+    ws, _ = demo_run
+    reports = sorted((ws / "reports" / "gates").glob("*/report.json"))
+    assert reports, "no gate report in the workspace"
+    report = json.loads(reports[0].read_text())
+    assert report["model"] == "credit_risk"
+    assert report["overall"] in {"PASS", "FAIL", "INCONCLUSIVE"}
+    assert {g["name"] for g in report["gates"]} >= {"performance", "calibration", "fairness"}
+    assert (reports[0].parent / "report.html").is_file()
+
+
+def test_demo_git_says_what_runs_where(demo_run) -> None:
+    ws, _ = demo_run
+    proc = _mlgate(ws, "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    (model,) = [m for m in status["models"] if m["model"] == "credit_risk"]
+    assert set(model["envs"]) == {"dev", "stage", "prod"}
+    prod = model["envs"]["prod"]
+    assert prod["stable_version"] and prod["stable_image"].count("@sha256:") == 1
+    # The demo rolls a canary back: that version is quarantined and not what prod runs.
+    quarantined = {q["version"] for q in model["quarantined"]}
+    assert quarantined and prod["stable_version"] not in quarantined
+
+
+def test_demo_manifests_validate(demo_run) -> None:
+    ws, _ = demo_run
+    proc = _mlgate(ws, "manifests", "validate", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

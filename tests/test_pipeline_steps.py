@@ -1,0 +1,146 @@
+"""The step functions the components call, without Kubeflow: evidence files, one gate per
+step, the decision, the monitoring alert, and the local runner's log parsing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlgate.config import REPO_ROOT
+from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.gates.inputs import DriftData, HoldoutScores
+from mlgate.pipelines import evidence, steps
+from mlgate.pipelines.local import _LogTap
+
+POLICY = str(REPO_ROOT / "config" / "policies" / "credit_risk.yaml")
+
+
+def _holdout(n: int = 4000, *, informative: bool = True, seed: int = 3) -> HoldoutScores:
+    rng = np.random.default_rng(seed)
+    risk = rng.uniform(0.01, 0.4, n)
+    y = (rng.random(n) < risk).astype(float)
+    pd_ch = risk if informative else rng.uniform(0.01, 0.4, n)
+    groups = pd.DataFrame({"sex": rng.choice(["F", "M"], n)})
+    return HoldoutScores(
+        y=y,
+        pd_challenger=pd_ch,
+        amount=np.full(n, 10_000.0),
+        order=pd.date_range("2025-01-01", periods=n, freq="h", tz="UTC").to_numpy(),
+        groups=groups,
+    )
+
+
+def _drift(n: int = 3000) -> DriftData:
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n)})
+    cur = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n)})
+    return DriftData(ref, cur, numeric=["x"], categorical=["c"])
+
+
+def _save(folder: Path, holdout: HoldoutScores) -> Path:
+    meta = {"model": "credit_risk", "challenger": "7", "champion": None, "why_missing": {}}
+    evidence.save(folder, holdout=holdout, drift=_drift(), meta=meta)
+    return folder
+
+
+def test_evidence_round_trip(tmp_path: Path) -> None:
+    h = _holdout(500)
+    folder = _save(tmp_path / "ev", h)
+    back = evidence.holdout(folder)
+    assert back is not None
+    np.testing.assert_array_equal(back.y, h.y)
+    np.testing.assert_array_equal(back.pd_challenger, h.pd_challenger)
+    assert back.pd_champion is None
+    assert list(back.groups["sex"]) == list(h.groups["sex"])  # type: ignore[index]
+    d = evidence.drift(folder)
+    assert d is not None and d.numeric == ["x"] and len(d.current) == 3000
+    assert evidence.meta(folder)["challenger"] == "7"
+
+
+def test_gate_steps_and_decision(tmp_path: Path) -> None:
+    good = _save(tmp_path / "good", _holdout())
+    out = steps.run_gate("performance", POLICY, "stage", str(good), str(tmp_path / "perf.json"))
+    assert out.value == "PASS"
+    assert out.metrics["auc_challenger"] > 0.65 and out.metrics["pass"] == 1.0
+
+    bad = _save(tmp_path / "bad", _holdout(informative=False))
+    results = []
+    for gate in ("performance", "drift"):
+        res = steps.run_gate(gate, POLICY, "stage", str(bad), str(tmp_path / f"{gate}.json"))
+        results.append(str(tmp_path / f"{gate}.json"))
+        if gate == "performance":
+            assert res.value == "FAIL"  # AUC ~0.5, below the floor
+    decision = steps.decide(
+        POLICY, "stage", "7", str(bad), results, str(tmp_path / "r.html"), str(tmp_path / "rep")
+    )
+    assert decision.value == "FAIL"
+    assert decision.metrics["gate_performance_pass"] == 0.0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["challenger"] == "7" and report["verdict"] == "FAIL"
+    assert (tmp_path / "rep" / "report.md").is_file()
+    assert "performance" in (tmp_path / "r.html").read_text()
+
+    with pytest.raises(BadInputError, match="unknown gate"):
+        steps.run_gate("vibes", POLICY, "stage", str(bad), str(tmp_path / "x.json"))
+
+
+def test_monitoring_summary_alerts_and_asks_for_retraining(tmp_path: Path) -> None:
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/alert"
+    try:
+        bad = _save(tmp_path / "bad", _holdout(informative=False))
+        paths = {}
+        for gate in ("performance", "drift"):
+            paths[gate] = str(tmp_path / f"{gate}.json")
+            steps.run_gate(gate, POLICY, "prod", str(bad), paths[gate])
+        out = steps.monitoring_summary("prod", "7", url, True, paths, str(tmp_path / "m.html"))
+        assert out.value == "FAIL" and out.metadata["retrain"] == "yes"
+        (alert,) = received
+        assert alert["status"] == "FAIL" and alert["env"] == "prod"
+        assert {g["name"] for g in alert["gates"]} == {"performance", "drift"}
+
+        good = _save(tmp_path / "good", _holdout())
+        steps.run_gate("performance", POLICY, "prod", str(good), paths["performance"])
+        steps.run_gate("drift", POLICY, "prod", str(good), paths["drift"])
+        out = steps.monitoring_summary("prod", "7", url, True, paths, str(tmp_path / "m.html"))
+        assert out.value == "PASS" and out.metadata["retrain"] == "no"
+        assert len(received) == 1  # no alert when everything passes
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The server is gone: an alert that cannot be delivered fails the step, loudly.
+    failing = {"performance": str(tmp_path / "p2.json")}
+    steps.run_gate("performance", POLICY, "prod", str(bad), failing["performance"])
+    with pytest.raises(ExternalServiceError, match="alert webhook"):
+        steps.monitoring_summary("prod", "7", url, False, failing, str(tmp_path / "m.html"))
+
+
+def test_log_tap_reports_task_progress(tmp_path: Path) -> None:
+    lines: list[str] = []
+    with open(tmp_path / "log", "w") as fh:
+        tap = _LogTap(fh, lines.append)
+        tap.write("12:00 - INFO - Executing task \x1b[96m'train-model'\x1b[0m\n12:01 - INFO")
+        tap.write(" - Task 'train-model' finished with status \x1b[92mSUCCESS\x1b[0m\n")
+    assert lines == [
+        "12:00 - INFO - Executing task 'train-model'",
+        "12:01 - INFO - Task 'train-model' finished with status SUCCESS",
+    ]
+    assert "\x1b[96m" in (tmp_path / "log").read_text()  # the log file keeps kfp's output
