@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from mlgate.config import load_settings  # noqa: E402
 from mlgate.serving import client  # noqa: E402
 from mlgate.serving.server import free_port, serving, stop, wait_ready  # noqa: E402
+from mlgate.training.fastpath import LinearFastPath  # noqa: E402
 
 NUMERIC = ["income", "debt_to_income", "utilization", "months_on_book"]
 CATEGORICAL = ["loan_purpose"]
@@ -365,6 +366,12 @@ def main() -> None:
         lambda i: (wrapped.predict_pd(frames[i % len(frames)]), wrapped.reason_codes(frames[i % len(frames)])),
         args.n,
     )  # fmt: skip
+    fast = LinearFastPath.from_model(pd_model)  # what the runtime scores LR models with
+    assert fast is not None
+    cols = [{c: frames[i][c].tolist() for c in frames[i].columns} for i in range(len(frames))]
+    results["in_process_fastpath_pd_and_reason_codes"] = loop(
+        lambda i: fast.reason_codes(fast.score(cols[i % len(cols)])), args.n
+    )
     t0 = time.perf_counter()
     pd_model.predict_pd(batch)
     results["floor_batch_rows_per_s"] = round(len(batch) / (time.perf_counter() - t0), 1)

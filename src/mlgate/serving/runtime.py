@@ -18,12 +18,18 @@ the full feature vector, or the applicant key (`applicant_id`) plus the applicat
 in which case the runtime looks the rest up in Feast's online store (TTL-checked by
 `mlgate.features.online.lookup`). Fields in the request win over looked-up values. A request
 parameter `as_of` (ISO time) looks features up as of that time instead of now (replays, tests).
+
+Speed: for logistic regression (the default) the runtime scores with the numpy fast path read
+from the fitted pipeline at load (`mlgate.training.fastpath`, equal to the sklearn path to float
+rounding), and reads a full feature vector straight from the request's inputs instead of
+building a DataFrame; tree models, and requests that need a Feast lookup, take the pandas path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +38,9 @@ from mlserver import MLModel
 from mlserver.codecs import PandasCodec
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+
+from mlgate.errors import BadInputError
+from mlgate.training.fastpath import LinearFastPath
 
 CUTOFF_ENV = "MLGATE_CUTOFF"
 KEY = "applicant_id"
@@ -69,6 +78,35 @@ def _text(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _flat_columns(
+    payload: InferenceRequest, features: list[str]
+) -> dict[str, Sequence[Any]] | None:
+    """The request's feature columns as plain lists, or None when it needs the pandas decoder.
+
+    Only the common shape is read directly: one flat input per feature, all of one length.
+    Anything else (missing features to look up, nested data, parameters other than a string
+    content type) returns None and goes through PandasCodec as before.
+    """
+    by_name = {inp.name: inp for inp in payload.inputs}
+    out: dict[str, Sequence[Any]] = {}
+    n: int | None = None
+    for col in features:
+        inp = by_name.get(col)
+        if inp is None:
+            return None
+        if inp.parameters is not None and inp.parameters.content_type not in (None, "str"):
+            return None
+        data = inp.data.root
+        if not isinstance(data, list) or (data and isinstance(data[0], list | dict)):
+            return None
+        if n is None:
+            n = len(data)
+        if len(data) != n or (inp.shape and inp.shape[0] != n):
+            return None
+        out[col] = [v.decode("utf-8") if isinstance(v, bytes | bytearray) else v for v in data]
+    return out if n else None
+
+
 class CreditRiskRuntime(MLModel):
     """MLServer model: PD, decision, reason codes and version for each application."""
 
@@ -88,6 +126,7 @@ class CreditRiskRuntime(MLModel):
             extra.get("model_version") or (params.version if params else None) or ""
         )
         self._top_k = int(extra.get("top_k", 4))
+        self._fast: LinearFastPath | None = LinearFastPath.from_model(self._model.pd_model)
         self._feast: Any = None  # (settings, FeatureStore), opened on the first lookup
         self._warm_feast()
         return True
@@ -146,13 +185,29 @@ class CreditRiskRuntime(MLModel):
             )
         return df
 
+    def _score_fast(self, fast: LinearFastPath, payload: InferenceRequest) -> tuple[Any, list]:
+        columns: dict[str, Sequence[Any]] | None = _flat_columns(payload, self._features)
+        if columns is None:  # e.g. a keyed request completed from Feast: pandas as before
+            try:
+                x = self._model.pd_model.frame(self._frame(payload))
+            except BadInputError as exc:
+                raise BadRequest(str(exc)) from exc
+            columns = {c: x[c].tolist() for c in self._features}
+        try:
+            scored = fast.score(columns)
+        except BadInputError as exc:
+            raise BadRequest(str(exc)) from exc
+        return scored.pd, fast.reason_codes(scored, top_k=self._top_k)
+
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        df = self._frame(payload)
-        x = df[self._features]
-        pd_values = np.asarray(self._model.predict_pd(x), dtype=float)
-        codes = self._model.reason_codes(x, top_k=self._top_k)
+        if self._fast is not None:
+            pd_values, codes = self._score_fast(self._fast, payload)
+        else:
+            x = self._frame(payload)[self._features]
+            pd_values = np.asarray(self._model.predict_pd(x), dtype=float)
+            codes = self._model.reason_codes(x, top_k=self._top_k)
         reasons = [json.dumps([rc.model_dump(mode="json") for rc in row]) for row in codes]
-        n = len(df)
+        n = len(pd_values)
         outputs = [
             ResponseOutput(name="pd", datatype="FP64", shape=[n, 1], data=pd_values.tolist()),
             _bytes_output("decision", decide(pd_values, self._cutoff)),
