@@ -29,7 +29,8 @@ def _prod(settings):
 
 
 def _aliases(settings) -> dict[str, str]:
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    uri = settings.mlflow_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     return {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
 
 

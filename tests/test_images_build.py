@@ -48,7 +48,8 @@ def test_pushed_digest_and_labels_equal_registry_and_mlflow_lineage(pushed_image
     )
     assert head.headers["Docker-Content-Digest"] == rec["digest"]
     # Labels == MLflow lineage of the version.
-    client = MlflowClient(tracking_uri=w.settings.mlflow_tracking_uri())
+    uri = w.settings.mlflow_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version(w.model, w.version)
     labels = seen["Labels"]
     assert labels["io.mlgate.model.name"] == w.model

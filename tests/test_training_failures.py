@@ -62,7 +62,8 @@ def test_failed_registration_rolls_back_then_cli_json(
         m.setattr(MlflowClient, "set_registered_model_alias", broken)
         with pytest.raises(ExternalServiceError, match="nothing registered"):
             train_model(settings, cfg)
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    uri = settings.mlflow_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.search_model_versions("name = 'credit_risk'") == []
     assert client.search_registered_models() == []
     exp = client.get_experiment_by_name("credit_risk")

@@ -28,7 +28,8 @@ from tests.fixtures.registry import RegisteredModel
 
 
 def _client(reg: RegisteredModel) -> MlflowClient:
-    return MlflowClient(tracking_uri=reg.settings.mlflow_tracking_uri())
+    uri = reg.settings.mlflow_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def test_version_carries_every_lineage_field(registered_model: RegisteredModel) -> None:
