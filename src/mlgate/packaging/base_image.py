@@ -139,13 +139,13 @@ def ensure_base(configured: str | None, mirror: str | None = None) -> BaseImage:
     key = base_key(mirror)
     ref = f"localhost/mlgate-base:{key}"
     status = cache_root() / "base" / key / "dpkg-status"
-    if tools.buildah(["inspect", "--type", "image", ref], check=False).returncode == 0:
-        return BaseImage(
-            reference=ref,
-            source="debootstrap",
-            key=key,
-            dpkg_status=str(status) if status.is_file() else None,
-        )
+    # Reuse the built base only together with its package list: without it the SBOM would
+    # silently lose the Debian packages (e.g. after ~/.cache was cleared), so rebuild instead.
+    if (
+        status.is_file()
+        and tools.buildah(["inspect", "--type", "image", ref], check=False).returncode == 0
+    ):
+        return BaseImage(reference=ref, source="debootstrap", key=key, dpkg_status=str(status))
     tar = _build_rootfs_tar(mirror, key)
     ctr = tools.buildah(["from", "scratch"]).stdout.strip()
     try:
