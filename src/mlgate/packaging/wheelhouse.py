@@ -1,4 +1,6 @@
-"""A hash-locked wheelhouse, built on the host with `pip download`.
+"""A hash-locked wheelhouse, built on the host with `pip wheel`.
+
+Published wheels are kept as they are; the few pins PyPI ships only as sdists are built here.
 
 The image installs with `pip install --no-index --require-hashes` from this directory only:
 the build is offline, reproducible, and installs exactly the bytes the lock names (a wheel
@@ -99,15 +101,19 @@ def _locked(path: Path) -> LockedWheel:
 
 
 def _download(dest: Path, requirements: tuple[str, ...], constraints: Path) -> None:
+    # `pip wheel` keeps published wheels as they are and builds the few pins PyPI ships only as
+    # sdists (kfp-server-api 2.17.0) into wheels here on the host, so the image needs no
+    # compiler and installs wheels only. SOURCE_DATE_EPOCH keeps those builds reproducible.
     cmd = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-        "--dest", str(dest), *requirements,
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--prefer-binary",
+        "--wheel-dir", str(dest), *requirements,
     ]  # fmt: skip
     if constraints.is_file():
         cmd[4:4] = ["-c", str(constraints)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="315532800")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise ExternalServiceError(f"pip download failed: {proc.stderr.strip()[-1500:]}")
+        raise ExternalServiceError(f"pip wheel failed: {proc.stderr.strip()[-1500:]}")
     pip_dir = dest / ".pip"
     pip_dir.mkdir(exist_ok=True)
     proc = subprocess.run(
