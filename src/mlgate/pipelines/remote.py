@@ -169,6 +169,16 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
+def _prepare(
+    name: str, host: str, experiment: str, namespace: str | None, token: str | None
+) -> tuple[Any, PipelineRef, str]:
+    """What a run and a recurring run both need: the uploaded version and the experiment."""
+    package = _committed_package(name)
+    client = connect(host, namespace=namespace, token=token)
+    ref = upload(client, host, name, package)
+    return client, ref, _experiment_id(client, host, experiment, namespace)
+
+
 def submit(
     name: str,
     host: str,
@@ -180,10 +190,7 @@ def submit(
     token: str | None = None,
 ) -> SubmitResult:
     """Upload the committed YAML of pipeline `name` and start one run of it."""
-    package = _committed_package(name)
-    client = connect(host, namespace=namespace, token=token)
-    ref = upload(client, host, name, package)
-    experiment_id = _experiment_id(client, host, experiment, namespace)
+    client, ref, experiment_id = _prepare(name, host, experiment, namespace, token)
     run_name = run_name or f"{name}-{_stamp()}"
     with _server_errors(host, f"create run {run_name}"):
         run = client.run_pipeline(
@@ -224,10 +231,7 @@ def schedule(
     kfp_cron = to_kfp_cron(cron)  # bad cron fails before anything touches the server
     if max_concurrency < 1:
         raise BadInputError("--max-concurrency must be at least 1")
-    package = _committed_package(name)
-    client = connect(host, namespace=namespace, token=token)
-    ref = upload(client, host, name, package)
-    experiment_id = _experiment_id(client, host, experiment, namespace)
+    client, ref, experiment_id = _prepare(name, host, experiment, namespace, token)
     job_name = job_name or f"{name}-scheduled"
     with _server_errors(host, f"create recurring run {job_name}"):
         job = client.create_recurring_run(

@@ -26,7 +26,7 @@ from scipy.special import expit
 
 from mlgate.errors import BadInputError
 from mlgate.training.pipeline import PDModel
-from mlgate.training.reason_codes import ReasonCode, _describe, _jsonable
+from mlgate.training.reason_codes import ReasonCode, adverse_reason
 
 Columns = Mapping[str, Sequence[Any]]
 
@@ -241,19 +241,10 @@ class LinearFastPath:
                     break
                 feature = features[j]
                 categorical = j >= n_num
-                value = _jsonable(
-                    scored.categorical[j - n_num][i] if categorical else scored.numeric[i, j]
-                )
-                ref = _jsonable(self.reference_raw.get(feature))
-                code, text = _describe(feature, value, ref, categorical)
+                value = scored.categorical[j - n_num][i] if categorical else scored.numeric[i, j]
                 codes.append(
-                    ReasonCode(
-                        feature=feature,
-                        value=value,
-                        reference=ref,
-                        contribution=c,
-                        code=code,
-                        description=text,
+                    adverse_reason(
+                        feature, value, self.reference_raw.get(feature), c, categorical=categorical
                     )
                 )
             out.append(codes)

@@ -132,6 +132,22 @@ def _describe(feature: str, value: Any, ref: Any, categorical: bool) -> tuple[st
     )
 
 
+def adverse_reason(
+    feature: str, value: Any, reference: Any, contribution: float, *, categorical: bool
+) -> ReasonCode:
+    """One adverse-action reason: the applicant's value against the reference, with its cost."""
+    value, reference = _jsonable(value), _jsonable(reference)
+    code, text = _describe(feature, value, reference, categorical)
+    return ReasonCode(
+        feature=feature,
+        value=value,
+        reference=reference,
+        contribution=contribution,
+        code=code,
+        description=text,
+    )
+
+
 def reason_codes(model: PDModel, df: pd.DataFrame, top_k: int = 4) -> list[list[ReasonCode]]:
     """The top adverse factors (largest positive contributions) for each row of `df`."""
     x = model.frame(df)
@@ -147,17 +163,13 @@ def reason_codes(model: PDModel, df: pd.DataFrame, top_k: int = 4) -> list[list[
             if c <= 0:
                 break
             feature = model.features[j]
-            value = _jsonable(x.iloc[i][feature])
-            ref = _jsonable(model.reference_raw.get(feature))
-            code, text = _describe(feature, value, ref, feature in model.categorical)
             codes.append(
-                ReasonCode(
-                    feature=feature,
-                    value=value,
-                    reference=ref,
-                    contribution=c,
-                    code=code,
-                    description=text,
+                adverse_reason(
+                    feature,
+                    x.iloc[i][feature],
+                    model.reference_raw.get(feature),
+                    c,
+                    categorical=feature in model.categorical,
                 )
             )
         out.append(codes)
