@@ -2,19 +2,25 @@
 
 Owned by the gate-decisions benchmark engineer (issue 4). Writes
 bench/results/gate_decisions.json and prints rich tables. Usage:
-`python bench/gate_decisions.py [--seeds 20] [--quick] [--n 60000]`.
+`python bench/gate_decisions.py [--seeds 20] [--quick] [--n 200000] [--jobs 2]` (seeds run in
+parallel worker processes).
 
 Part 1: promotion decisions (confusion matrix)
 ----------------------------------------------
-For every scenario x seed a synthetic world (`mlgate.data.world.generate_world`, n
-applications over 30 months, the scenario file from config/scenarios/) is generated and joined
-point-in-time with pandas (bench/_gate_world.py). Windows (months from the world's start):
-champion trained on months 0-8, challenger on months 0-13 (the bank's approvals with a matured
-12-month label), out-of-time holdout months 14-17 (every application, declined ones without an
-outcome), drift current window = the last 30 days (month 29), drift reference = the
-challenger's training rows. The decision is the production code: `mlgate.gates.evaluate.
-run_gates` with config/policies/credit_risk.yaml in env `prod` (promote only if overall PASS;
-FAIL or INCONCLUSIVE block).
+For every scenario x seed a synthetic world (`mlgate.data.world.generate_world`, n = 200,000
+applications over 30 months, about 6,700 a month, the scenario file from config/scenarios/) is
+generated and joined point-in-time with pandas (bench/_gate_world.py). Windows (months from the
+world's start): champion trained on months 0-8, challenger on months 0-13 (the bank's approvals
+with a matured 12-month label), out-of-time holdout months 14-17 (every application, declined
+ones without an outcome), drift current window = the policy's `drift.current_days` (the last 30
+days), drift references = each model's training rows, scored by its model; recent applications
+for fairness = the policy's `fairness.recent_days` (the last 90 days), scored by both models.
+This is what `mlgate gates run` collects. The decision is the production code:
+`mlgate.gates.evaluate.run_gates` with config/policies/credit_risk.yaml in env `prod` (promote
+only if overall PASS; FAIL or INCONCLUSIVE block). Why 200,000: at 60,000 (2,000 a month) the
+oracle's own fairness verdict was dominated by sampling noise in groups of a hundred or two, and
+a 4-month holdout cannot show a 2% profit non-inferiority; 6,700 applications a month is still a
+small lender.
 
 Scenarios (champion -> challenger):
 - baseline: baseline world; logistic regression (LR) -> the same LR retrained with 5 more months.
@@ -56,7 +62,8 @@ the true PD; approvals are PD < 0.15. Each simulated day runs:
 - naive monitor: scipy ks_2samp of each feature, day vs reference; alarm if any p < 0.05;
 - mlgate monitor (`mlgate.gates.monitor.monitor_checks`, the production code, with the
   shipped policy's monitor section), i.e. `mlgate monitor --window 1d` run daily: drift of the
-  day's applications (PSI effect sizes, alert at psi_watch 0.10; score PSI) and the
+  day's applications (PSI effect sizes, alert when the PSI's one-sided 95% upper bound reaches
+  psi_watch 0.10; score PSI) and the
   early-delinquency proxy over the policy's early_days (30) rolling window of outcomes.
 Early delinquency of a loan ~ Bernoulli(0.5 x PD x factor). A rate shock hits outstanding
 loans, so the outcomes observed each day (loans reaching 3 months on book) carry the shock
@@ -76,9 +83,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +180,17 @@ def oracle_judgement(
 
 
 def gate_inputs(
-    frame: pd.DataFrame, chal_rows: pd.DataFrame, champion: Any, challenger: Any, scenario: str
-) -> tuple[HoldoutScores, DriftData]:
+    frame: pd.DataFrame,
+    chal_rows: pd.DataFrame,
+    champion: Any,
+    challenger: Any,
+    scenario: str,
+    policy: GatePolicy,
+) -> tuple[HoldoutScores, DriftData, HoldoutScores]:
+    """What `mlgate gates run` collects: the holdout scored by both models (declined
+    applications without outcome), the drift windows (each model's training rows vs the newest
+    `drift.current_days` of applications, scored) and the newest `fairness.recent_days` of
+    applications with their protected attributes (fairness of the next decisions)."""
     hold = months(frame, HOLDOUT_MONTHS)
     bank = hold["bank_approved"].to_numpy()
     y = np.where(bank, hold[schema.LABEL].to_numpy(float), np.nan)
@@ -187,23 +205,45 @@ def gate_inputs(
         early=np.where(bank, hold[schema.EARLY_LABEL].to_numpy(float), np.nan),
     )
     end = frame["application_timestamp"].max()
-    current = frame[frame["application_timestamp"] > end - pd.Timedelta(days=30)]
-    reference = chal_rows[chal_rows["bank_approved"] & chal_rows[schema.LABEL].notna()]
+    current = frame[
+        frame["application_timestamp"] > end - pd.Timedelta(days=policy.drift.current_days)
+    ]
+    reference = trained_on(chal_rows)
+    champ_ref = trained_on(months(frame, CHAMP_MONTHS))
+    current_pd = challenger_pd(challenger, current, scenario)
+    current_pd_champion = gw.predict_pd(champion, current)
     drift = DriftData(
         reference=reference[FULL].reset_index(drop=True),
         current=current[FULL].reset_index(drop=True),
         numeric=gw.NUMERIC,
         categorical=gw.CATEGORICAL,
         reference_score=challenger_pd(challenger, reference, scenario),
-        current_score=challenger_pd(challenger, current, scenario),
+        current_score=current_pd,
+        champion_reference=champ_ref[FULL].reset_index(drop=True),
+        champion_reference_score=gw.predict_pd(champion, champ_ref),
+        champion_current_score=current_pd_champion,
     )
-    return holdout, drift
+    newest = frame[
+        frame["application_timestamp"] > end - pd.Timedelta(days=policy.fairness.recent_days)
+    ]
+    recent = HoldoutScores(
+        y=np.full(len(newest), np.nan),
+        pd_challenger=challenger_pd(challenger, newest, scenario),
+        pd_champion=gw.predict_pd(champion, newest),
+        groups=newest[schema.PROTECTED_ATTRIBUTES].reset_index(drop=True),
+    )
+    return holdout, drift, recent
+
+
+def trained_on(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows a model is fitted on: the bank's approvals with a matured label."""
+    return rows[rows["bank_approved"] & rows[schema.LABEL].notna()]
 
 
 def run_scenario(frame: pd.DataFrame, scenario: str, policy: GatePolicy) -> dict[str, Any]:
     champion, challenger, _ = train_pair(frame, scenario)
     chal_rows = months(frame, CHAL_MONTHS)
-    holdout, drift = gate_inputs(frame, chal_rows, champion, challenger, scenario)
+    holdout, drift, recent = gate_inputs(frame, chal_rows, champion, challenger, scenario, policy)
     report = run_gates(
         model="credit_risk",
         challenger="challenger",
@@ -212,6 +252,7 @@ def run_scenario(frame: pd.DataFrame, scenario: str, policy: GatePolicy) -> dict
         policy=policy,
         holdout=holdout,
         drift=drift,
+        recent=recent,
     )
     oracle = {}
     for name, window in (("holdout", HOLDOUT_MONTHS), ("deployment", DEPLOY_MONTHS)):
@@ -243,25 +284,37 @@ def confusion(rows: list[dict[str, Any]], drop: str | None = None) -> dict[str, 
     return out
 
 
+def seed_rows(seed: int, n: int, policy: GatePolicy) -> list[dict[str, Any]]:
+    """Every world and scenario of one seed (one worker process)."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for world, scenarios in WORLDS.items():
+            spec = load_world_spec([world], n_applications=n, seed=1000 + seed)
+            frame = gw.world_frame(spec, f"{tmp}/w")
+            for sc in scenarios:
+                t0 = time.perf_counter()
+                row = run_scenario(frame, sc, policy)
+                row.update(seed=seed, seconds=round(time.perf_counter() - t0, 2))
+                rows.append(row)
+    return rows
+
+
 def decisions_part(
-    seeds: list[int], n: int, policy: GatePolicy, console: Console
+    seeds: list[int], n: int, policy: GatePolicy, console: Console, jobs: int
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    total = len(seeds) * sum(len(v) for v in WORLDS.values())
-    with Progress(console=console, transient=True) as prog, tempfile.TemporaryDirectory() as tmp:
-        task = prog.add_task("gate decisions", total=total)
-        for seed in seeds:
-            for world, scenarios in WORLDS.items():
-                spec = load_world_spec([world], n_applications=n, seed=1000 + seed)
-                frame = gw.world_frame(spec, f"{tmp}/w")
-                for sc in scenarios:
-                    prog.update(task, description=f"seed {seed} {sc}")
-                    t0 = time.perf_counter()
-                    row = run_scenario(frame, sc, policy)
-                    row.update(seed=seed, seconds=round(time.perf_counter() - t0, 2))
-                    rows.append(row)
-                    prog.advance(task)
-    return rows
+    with (
+        Progress(console=console, transient=True) as prog,
+        ProcessPoolExecutor(max_workers=jobs) as pool,
+    ):
+        task = prog.add_task(
+            f"gate decisions ({len(seeds)} seeds, {jobs} processes)", total=len(seeds)
+        )
+        futures = [pool.submit(seed_rows, seed, n, policy) for seed in seeds]
+        for fut in as_completed(futures):
+            rows.extend(fut.result())
+            prog.advance(task)
+    return sorted(rows, key=lambda r: (r["seed"], r["scenario"]))
 
 
 # --- part 2: monitoring ------------------------------------------------------------------
@@ -598,7 +651,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="seeds per scenario")
     ap.add_argument("--quick", action="store_true", help="5 seeds, 3 monitoring seeds")
-    ap.add_argument("--n", type=int, default=60_000, help="applications per world")
+    ap.add_argument("--n", type=int, default=200_000, help="applications per world")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     ap.add_argument("--monitor-seeds", type=int, default=5)
     ap.add_argument("--stationary-days", type=int, default=90)
     ap.add_argument("--skip-monitoring", action="store_true")
@@ -611,7 +665,9 @@ def main() -> None:
     policy = load_policy(DEFAULT_POLICY_DIR / "credit_risk.yaml")
     t0 = time.perf_counter()
     rows = (
-        [] if args.skip_decisions else decisions_part(list(range(seeds)), args.n, policy, console)
+        []
+        if args.skip_decisions
+        else decisions_part(list(range(seeds)), args.n, policy, console, args.jobs)
     )
     t_dec = time.perf_counter() - t0
     result: dict[str, Any] = {
@@ -624,7 +680,8 @@ def main() -> None:
             "challenger_train": CHAL_MONTHS,
             "holdout": HOLDOUT_MONTHS,
             "deployment_oracle": DEPLOY_MONTHS,
-            "drift_current": "last 30 days",
+            "drift_current": f"last {policy.drift.current_days} days",
+            "fairness_recent": f"last {policy.fairness.recent_days} days",
         },
         "oracle_tolerances": ORACLE_TOL,
         "decisions": summarise_decisions(rows, seeds),

@@ -9,6 +9,7 @@ import pytest
 
 from mlgate.cli import app
 from mlgate.commands._common import run_guarded
+from mlgate.gates.policy import DEFAULT_POLICY_DIR, load_policy
 
 
 def _invoke(args: list[str]) -> tuple[int, str, str]:
@@ -94,6 +95,8 @@ def test_gates_run_on_registered_model(  # type: ignore[no-untyped-def]
     assert gates["swap"]["metrics"]["swap_ins"] >= 0
     assert gates["drift"]["metrics"]["n_current"] > 0, gates["drift"]
     assert set(gates["fairness"]["details"]["attributes"]) == {"age_band", "sex", "marital_status"}
+    # The next decisions are judged too: the newest fairness.recent_days of applications.
+    assert gates["fairness"]["metrics"]["n_recent"] == data["data"]["recent_rows"] > 0
     for name in ("report.json", "report.md", "report.html", "evidently_drift.html"):
         assert (out / name).is_file()
     assert data["data"]["mlflow_artifacts"] == f"runs:/{reg.run_id}/gates/stage"
@@ -102,6 +105,12 @@ def test_gates_run_on_registered_model(  # type: ignore[no-untyped-def]
     import mlgate.gitops.status as gitops_status
 
     monkeypatch.setattr(gitops_status, "stable_version", lambda _s, _m, env: reg.version)
+    # The fixture's world has a few hundred applications a month: a policy that accepts a
+    # smaller current window, so the drift gate has something to compare (JSON is YAML).
+    policy = load_policy(DEFAULT_POLICY_DIR / "credit_risk.yaml").model_dump(mode="json")
+    policy["samples"]["min_current"] = 100
+    small = tmp_path / "policy.yaml"
+    small.write_text(json.dumps(policy))
     code2, stdout2, _ = _invoke(
         [
             "--workspace",
@@ -116,6 +125,8 @@ def test_gates_run_on_registered_model(  # type: ignore[no-untyped-def]
             "dev",
             "--report",
             str(tmp_path / "r2"),
+            "--policy",
+            str(small),
             "--no-evidently",
             "--json",
         ]
@@ -126,6 +137,14 @@ def test_gates_run_on_registered_model(  # type: ignore[no-untyped-def]
     g2 = {g["name"]: g for g in d2["gates"]}
     assert g2["pnl"]["metrics"]["uplift_per_application"] == 0
     assert g2["performance"]["metrics"]["auc_diff"] == 0
+    # The champion's own training set is the drift baseline for what the challenger adds:
+    # the same training set, so whatever moved is population drift, none the challenger's.
+    drift2 = g2["drift"]
+    assert drift2["metrics"]["relative_to_champion"] is True
+    assert drift2["metrics"]["n_champion_reference"] == d2["data"]["reference_rows"]
+    for row in drift2["details"]["features"]:
+        assert row["psi_champion"] == pytest.approx(row["psi"])
+    assert drift2["metrics"]["act_features"] == [] and drift2["status"] == "PASS"
     # A champion that does not exist is bad input.
     code3, _, err3 = _invoke(
         [

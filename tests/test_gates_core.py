@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlgate.gates import evaluate
 from mlgate.gates.calibration import calibration_gate
-from mlgate.gates.decisions import choose_cutoffs
+from mlgate.gates.decisions import choose_cutoffs, row_profit
 from mlgate.gates.drift import drift_gate, numeric_drift
 from mlgate.gates.evaluate import run_gates
 from mlgate.gates.fairness import fairness_gate
@@ -126,12 +126,64 @@ def test_no_drift_passes_and_two_shifted_features_fail_by_name(policy: GatePolic
     assert "f3" in res.summary and "f5" in res.summary
 
 
+def test_drift_the_champion_shares_is_population_drift_not_the_challengers(
+    policy: GatePolicy,
+) -> None:
+    shift = {"f3": 1.0, "f5": -0.9}
+    shared = drift_data(shift=shift)
+    shared.champion_reference = drift_data(seed=1).reference  # trained before the shift too
+    res = drift_gate(shared, policy)
+    assert res.status == P
+    assert set(res.metrics["population_act_features"]) == {"f3", "f5"}
+    assert res.metrics["act_features"] == []
+    assert "population drift" in res.summary and "f3" in res.summary
+    # The champion was trained on data like today's: the shift is the challenger's own.
+    own = drift_data(shift=shift)
+    own.champion_reference = drift_data(seed=2, shift=shift).current
+    res = drift_gate(own, policy)
+    assert res.status == F and set(res.metrics["act_features"]) == {"f3", "f5"}
+    assert "champion 0.0" in res.reasons[0]
+    # Switched off, or a champion reference too small to read: absolute levels again.
+    off = policy.model_copy(
+        update={"drift": policy.drift.model_copy(update={"relative_to_champion": False})}
+    )
+    assert drift_gate(shared, off).status == F
+    tiny = drift_data(shift=shift)
+    tiny.champion_reference = drift_data(seed=1).reference.head(50)
+    assert drift_gate(tiny, policy).status == F
+
+
 def test_drift_statistics_agree_with_scipy() -> None:
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=3000), rng.normal(0.3, 1.2, size=2000)
     out = numeric_drift(a, b, 10)
     assert out["ks"] == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
     assert out["wasserstein"] == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
+
+
+def test_drift_statistics_with_ties_agree_with_scipy() -> None:
+    rng = np.random.default_rng(6)
+    a = rng.poisson(3, size=4000).astype(float)  # a count feature: heavy ties
+    b = rng.poisson(3.4, size=2500).astype(float)
+    a[:40] = np.nan  # missing values are their own PSI bin, not part of the CDFs
+    out = numeric_drift(a, b, 10)
+    ok = a[np.isfinite(a)]
+    assert out["ks"] == pytest.approx(stats.ks_2samp(ok, b).statistic, abs=1e-12)
+    assert out["wasserstein"] == pytest.approx(stats.wasserstein_distance(ok, b), rel=1e-9)
+    assert out["missing_reference"] == pytest.approx(0.01)
+
+
+def test_psi_standard_error_matches_its_sampling_spread() -> None:
+    rng = np.random.default_rng(8)
+    ref = rng.normal(size=100_000)
+    estimates, errors = [], []
+    for _ in range(200):
+        out = numeric_drift(ref, rng.normal(0.4, 1, size=5000), 10)
+        estimates.append(out["psi"])
+        errors.append(out["psi_se"])
+    assert np.mean(errors) == pytest.approx(np.std(estimates), rel=0.2)
+    stable = numeric_drift(ref, rng.normal(size=5000), 10)
+    assert stable["psi_se"] < 0.01  # no drift: the gradient vanishes, no false alarms
 
 
 def test_drift_too_few_rows_inconclusive(policy: GatePolicy) -> None:
@@ -148,6 +200,21 @@ def test_biased_challenger_fails_fairness(policy: GatePolicy) -> None:
     assert "sex" in res.reasons[0] and "group B" in res.reasons[0]
     fair = fairness_gate(holdout("weak", "weak"), policy, choose_cutoffs(h, policy))
     assert fair.status == P
+
+
+def test_disparity_only_on_recent_applications_fails_fairness(policy: GatePolicy) -> None:
+    h = holdout("weak", "weak")
+    cut = choose_cutoffs(h, policy)
+    recent = holdout("weak", "weak", seed=3)
+    assert fairness_gate(h, policy, cut, recent).status == P
+    group_b = (recent.groups["sex"] == "B").to_numpy()
+    recent.pd_challenger = np.where(group_b, recent.pd_champion + 0.08, recent.pd_champion)
+    recent.y = np.full(len(recent), np.nan)  # recent applications have no outcome yet
+    res = fairness_gate(h, policy, cut, recent)
+    assert res.status == F
+    assert res.reasons[0].startswith("recent applications: sex")
+    assert res.metrics["recent_impact_ratio_sex"] < policy.fairness.four_fifths
+    assert fairness_gate(h, policy, cut).status == P  # the holdout alone cannot see it
 
 
 def test_small_group_makes_fairness_inconclusive(policy: GatePolicy) -> None:
@@ -176,6 +243,21 @@ def test_pnl_identical_models_pass_and_bootstrap_is_reproducible(policy: GatePol
     assert np.array_equal(d1, d2)
     se = v.std() / np.sqrt(len(v))
     assert d1.std() == pytest.approx(se, rel=0.15)
+
+
+def test_unobserved_applicant_is_valued_at_one_rate_whichever_way_it_is_decided(
+    policy: GatePolicy,
+) -> None:
+    cost = policy.cost_model
+    margin = 10_000 * (cost.interest_margin - cost.funding_cost)
+    y = np.array([np.nan, np.nan, 0.0, 1.0])
+    amount = np.full(4, 10_000.0)
+    declined = row_profit(np.zeros(4, dtype=bool), y, amount, cost, 0.2)
+    assert declined == pytest.approx([-0.8 * margin, -0.8 * margin, -margin, 0.0])
+    approved = row_profit(np.ones(4, dtype=bool), y, amount, cost, 0.2)
+    loss = -10_000 * (cost.lgd * cost.ead_share + cost.funding_cost)
+    expected = 0.8 * margin + 0.2 * loss - cost.operating_cost
+    assert approved[0] == pytest.approx(expected)
 
 
 def test_max_profit_cutoff_is_chosen_on_validation_window(policy: GatePolicy) -> None:

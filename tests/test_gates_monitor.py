@@ -9,12 +9,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import optimize, stats
 
 from mlgate.errors import ExternalServiceError
+from mlgate.gates.inputs import DriftData
 from mlgate.gates.monitor import (
     Expected,
     early_delinquency_gate,
+    monitor_checks,
     send_webhook,
     slack_payload,
     summarize,
@@ -63,6 +67,48 @@ def test_early_delinquency_proxy_detects_a_rise() -> None:
     assert res.status == GateStatus.FAIL and res.metrics["ratio"] > 1.3
     none = Expected(auc=0.8)
     assert early_delinquency_gate(same, pds, 0.15, none, pol).status == GateStatus.INCONCLUSIVE
+
+
+def test_a_watch_size_shift_alerts_on_its_first_day_and_a_stable_day_does_not() -> None:
+    """One day of 5,000 applications; one feature shifted by the mean whose true PSI on the
+    reference deciles is exactly psi_watch (0.10): the point estimate is below the threshold on
+    about half of all days, the upper bound the monitor alerts on almost never."""
+    pol = GatePolicy()
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"x": rng.normal(size=100_000), "z": rng.normal(size=100_000)})
+    edges = stats.norm.ppf(np.linspace(0, 1, 11))
+
+    def true_psi(shift: float) -> float:
+        r, c = np.diff(stats.norm.cdf(edges)), np.diff(stats.norm.cdf(edges - shift))
+        return float(np.sum((c - r) * np.log(c / r)))
+
+    shift = optimize.brentq(lambda m: true_psi(m) - pol.drift.psi_watch, 0, 2)
+    point_only = pol.model_copy(
+        update={"monitor": pol.monitor.model_copy(update={"watch_confidence": 0.5})}
+    )
+    alerts = {"shifted": 0, "shifted_point_estimate": 0, "stable": 0}
+    for _ in range(30):
+        day = pd.DataFrame({"x": rng.normal(shift, 1, 5000), "z": rng.normal(size=5000)})
+        calm = pd.DataFrame({"x": rng.normal(size=5000), "z": rng.normal(size=5000)})
+        for key, cur, p in (
+            ("shifted", day, pol),
+            ("shifted_point_estimate", day, point_only),
+            ("stable", calm, pol),
+        ):
+            checks = monitor_checks(
+                policy=p,
+                expected=Expected(auc=0.8),
+                cutoff=0.15,
+                matured=None,
+                early=None,
+                recent=None,
+                drift=DriftData(ref, cur, ["x", "z"], []),
+            )
+            drift = next(c for c in checks if c.name == "drift")
+            alerts[key] += drift.status == GateStatus.FAIL
+    assert alerts["shifted"] >= 28, alerts
+    assert alerts["shifted_point_estimate"] <= 25, alerts  # what the upper bound adds
+    assert alerts["stable"] == 0, alerts
 
 
 def test_webhook_payload_is_slack_compatible(webhook: tuple[str, list[dict]]) -> None:

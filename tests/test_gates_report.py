@@ -15,6 +15,8 @@ from tests.gates_data import drift_data, holdout
 
 def test_report_files_and_contract(tmp_path: Path) -> None:
     h, d = holdout("weak", "weak", n=6000), drift_data(n_ref=3000, n_cur=2000, shift={"f2": 1.5})
+    # The champion was trained on data like today's: f2's shift is the challenger's own.
+    d.champion_reference = drift_data(n_cur=3000, shift={"f2": 1.5}, seed=1).current
     policy = GatePolicy()
     report = run_gates(
         model="credit_risk",
@@ -37,6 +39,8 @@ def test_report_files_and_contract(tmp_path: Path) -> None:
     assert "| drift | ❌ FAIL |" in md and "f2" in md
     page = paths["report.html"].read_text()
     assert page.count("data:image/png;base64,") == 5  # ROC, calibration, drift, groups, P&L
+    assert "PSI of today" in page  # the drift figure, champion markers included, was drawn
+    assert not [w for w in data.get("warnings", []) if "plots not drawn" in w]
     ev = paths["evidently_drift.html"].read_text()
     assert "psi" in ev.lower()
     assert read_report(tmp_path / "r").overall == report.overall

@@ -60,7 +60,23 @@ def test_evidence_round_trip(tmp_path: Path) -> None:
     assert list(back.groups["sex"]) == list(h.groups["sex"])  # type: ignore[index]
     d = evidence.drift(folder)
     assert d is not None and d.numeric == ["x"] and len(d.current) == 3000
+    assert d.champion_reference is None and evidence.recent(folder) is None
     assert evidence.meta(folder)["challenger"] == "7"
+    # With a champion: its training set and scores, and the recent decisions, travel too.
+    drift = _drift()
+    drift.champion_reference = drift.reference.head(100)
+    drift.champion_current_score = np.linspace(0, 1, len(drift.current))
+    recent = _holdout(300, seed=9)
+    meta = {"model": "credit_risk", "challenger": "7", "champion": "6", "why_missing": {}}
+    evidence.save(tmp_path / "ev2", holdout=h, drift=drift, meta=meta, recent=recent)
+    d2 = evidence.drift(tmp_path / "ev2")
+    assert d2 is not None and d2.champion_reference is not None
+    pd.testing.assert_frame_equal(d2.champion_reference, drift.champion_reference)
+    np.testing.assert_array_equal(d2.champion_current_score, drift.champion_current_score)
+    assert d2.champion_reference_score is None
+    r2 = evidence.recent(tmp_path / "ev2")
+    assert r2 is not None
+    np.testing.assert_array_equal(r2.pd_challenger, recent.pd_challenger)
 
 
 def test_gate_steps_and_decision(tmp_path: Path) -> None:

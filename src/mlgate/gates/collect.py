@@ -8,7 +8,10 @@
 - protected attributes from their own table, joined by the entity key (never features);
 - the drift reference (the challenger's exact training set) and the current window (a file, or
   the newest `drift.current_days` days of applications from the data source, features as known
-  at application time), both scored by the challenger for score drift.
+  at application time), both scored by the challenger for score drift; the champion's own
+  training set, scored by the champion, so population drift is told from the challenger's own;
+- `recent`: the newest `fairness.recent_days` of applications (or the `--current` file),
+  scored by both models with their protected attributes: the fairness of the next decisions.
 Whatever cannot be read becomes a reason on the affected gates (INCONCLUSIVE), never a pass.
 """
 
@@ -41,6 +44,7 @@ class Collected:
     run_id: str | None
     holdout: HoldoutScores | None
     drift: DriftData | None
+    recent: HoldoutScores | None = None
     info: dict[str, Any] = field(default_factory=dict)
     why_missing: dict[str, str] = field(default_factory=dict)
 
@@ -279,7 +283,70 @@ def collect(
         out.info.update(reference_rows=len(reference), current_rows=len(current_df))
     except Exception as exc:  # noqa: BLE001
         out.why_missing["drift"] = f"drift data unreadable: {type(exc).__name__}: {exc}"
+    if champ_scorer is not None and out.drift is not None:
+        _champion_drift(settings, model, champ_scorer, out.drift, out.info, say)
+    try:
+        say("scoring the recent applications (fairness of the next decisions)")
+        given = current_df if current is not None else None
+        out.recent = _recent_decisions(settings, dataset, eff, chal, champ_scorer, given, out.info)
+    except Exception as exc:  # noqa: BLE001 - the holdout's fairness verdict still stands
+        out.info["recent_applications"] = f"unavailable: {type(exc).__name__}: {exc}"
     return out
+
+
+def _recent_decisions(
+    settings: PlatformSettings,
+    dataset: DatasetConfig,
+    policy: GatePolicy,
+    chal: Any,
+    champ: Any,
+    given: pd.DataFrame | None,
+    info: dict[str, Any],
+) -> HoldoutScores | None:
+    """The applications both models would decide next, with protected attributes: the
+    `--current` file when given, else the newest `fairness.recent_days` days."""
+    if given is not None:
+        frame = given
+        info["recent_window"] = "--current"
+    else:
+        frame, window = recent_applications(settings, dataset, policy.fairness.recent_days)
+        info["recent_window"] = window
+    info["recent_rows"] = len(frame)
+    if not len(frame):
+        return None
+    return HoldoutScores(
+        y=np.full(len(frame), np.nan),
+        pd_challenger=chal.predict_pd(frame),
+        pd_champion=champ.predict_pd(frame) if champ is not None else None,
+        groups=_protected(dataset, frame),
+    )
+
+
+def _champion_drift(
+    settings: PlatformSettings,
+    model: str,
+    scorer: Any,
+    drift: DriftData,
+    info: dict[str, Any],
+    say: Say,
+) -> None:
+    """Add the champion's training set and scores; unreadable -> absolute drift levels apply
+    (stricter, so failing to read it can never help a challenger)."""
+    from mlgate.training.registry import load_training_set
+
+    try:
+        say(f"loading the champion's training set (version {scorer.version})")
+        ref = load_training_set(settings, model, scorer.version)
+        drift.champion_reference = ref
+        drift.champion_reference_score = scorer.predict_pd(ref) if len(ref) else None
+        drift.champion_current_score = (
+            scorer.predict_pd(drift.current) if len(drift.current) else None
+        )
+        info["champion_reference_rows"] = len(ref)
+    except Exception as exc:  # noqa: BLE001
+        drift.champion_reference = None
+        drift.champion_reference_score = drift.champion_current_score = None
+        info["champion_reference_rows"] = f"unavailable: {type(exc).__name__}: {exc}"
 
 
 def recent_applications(

@@ -63,15 +63,20 @@ def row_profit(
     cost: CostModel,
     unknown_rate: np.ndarray | float,
 ) -> np.ndarray:
-    """Profit per application under the cost model; unknown outcomes at `unknown_rate`."""
+    """Profit per application under the cost model; unknown outcomes at `unknown_rate`.
+
+    An application without an outcome is valued at the same assumed default rate whichever way
+    it is decided: approved, the expected profit of the loan; declined, the expected forgone
+    margin (1 - rate) x margin, as a known good decline costs its margin. Counting nothing for
+    an unobserved decline would make declining the unknown look free and bias every comparison
+    against the model that approves more of them, beyond the conservative rate itself."""
     good = amount * (cost.interest_margin - cost.funding_cost) - cost.operating_cost
     bad = -amount * (cost.lgd * cost.ead_share + cost.funding_cost) - cost.operating_cost
     forgone = -cost.forgone_margin_weight * amount * (cost.interest_margin - cost.funding_cost)
     known = np.isfinite(y)
     p_def = np.where(known, np.nan_to_num(y), unknown_rate)
     when_approved = (1 - p_def) * good + p_def * bad
-    # A declined applicant without an outcome: the forgone margin is unknown, count nothing.
-    when_declined = np.where(known, (1 - np.nan_to_num(y)) * forgone, 0.0)
+    when_declined = (1 - p_def) * forgone
     return np.where(approved, when_approved, when_declined)
 
 

@@ -46,8 +46,12 @@ def gate_functions(
     drift: DriftData | None,
     policy: GatePolicy,
     why_missing: dict[str, str] | None = None,
+    recent: HoldoutScores | None = None,
 ) -> dict[str, Callable[[], GateResult]]:
-    """The gates by name, bound to their data. Missing data -> an INCONCLUSIVE gate."""
+    """The gates by name, bound to their data. Missing data -> an INCONCLUSIVE gate.
+
+    `recent`: the newest applications scored by both models (no outcomes), for the fairness of
+    the decisions the challenger would make next."""
     why = why_missing or {}
 
     def missing(name: str, what: str) -> Callable[[], GateResult]:
@@ -69,7 +73,11 @@ def gate_functions(
 
         fns["performance"] = lambda: performance_gate(h, policy)
         fns["calibration"] = lambda: calibration_gate(h, policy)
-        fns["fairness"] = with_cut(fairness_gate, "fairness")
+        fns["fairness"] = (
+            (lambda: fairness_gate(h, policy, cut, recent))
+            if cut is not None
+            else missing("fairness", "holdout rows")
+        )
         fns["pnl"] = with_cut(pnl_gate, "pnl")
         fns["swap"] = with_cut(swap_gate, "swap")
     if drift is None:
@@ -92,6 +100,7 @@ def run_gates(
     data_info: dict[str, Any] | None = None,
     why_missing: dict[str, str] | None = None,
     on_gate: Callable[[str], None] | None = None,
+    recent: HoldoutScores | None = None,
 ) -> GateReport:
     """All gates the policy applies in `env` -> one GateReport.
 
@@ -103,7 +112,7 @@ def run_gates(
     names = eff.gates_for(env)
     results: list[GateResult] = []
     try:
-        fns = gate_functions(holdout, drift, eff, why_missing)
+        fns = gate_functions(holdout, drift, eff, why_missing, recent)
     except Exception as exc:  # noqa: BLE001 - e.g. choosing the cut-off crashed
         fns = {n: (lambda n=n, e=exc: _crash(n, e)) for n in names}  # type: ignore[misc]
     for name in names:

@@ -83,29 +83,21 @@ def impact_ratio(rates: pd.Series) -> float:
     return float(rates.min() / top) if top > 0 else float("nan")
 
 
-def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> GateResult:
+def assess(
+    data: HoldoutScores, attrs: list[str], policy: GatePolicy, cutoffs: Cutoffs, where: str
+) -> tuple[list[str], list[str], dict[str, Any], dict[str, float]]:
+    """(failures, small groups, per-attribute tables, impact ratios) on one population."""
     pol = policy.fairness
-    if data.groups is None or data.groups.empty:
-        return GateResult.inconclusive(NAME, "protected attributes not available for the holdout")
-    attrs = pol.attributes if pol.attributes is not None else list(data.groups.columns)
-    absent = [a for a in attrs if a not in data.groups.columns]
-    if absent or not attrs:
-        return GateResult.inconclusive(
-            NAME, f"protected attributes missing: {', '.join(absent) or '(none configured)'}"
-        )
-    if not np.isfinite(data.pd_challenger).all():
-        return GateResult.inconclusive(NAME, "holdout rows without a challenger PD")
     chal = approve(data.pd_challenger, cutoffs.challenger)
     champ = None
     if data.pd_champion is not None and cutoffs.champion is not None:
-        if not np.isfinite(data.pd_champion).all():
-            return GateResult.inconclusive(NAME, "holdout rows without a champion PD")
         champ = approve(data.pd_champion, cutoffs.champion)
     lab = data.labelled
     fails: list[str] = []
     small: list[str] = []
     per_attr: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
+    ratios: dict[str, float] = {}
+    assert data.groups is not None
     for attr in attrs:
         group = data.groups[attr].reset_index(drop=True)
         enc = encode(group)
@@ -135,7 +127,7 @@ def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> 
             if di < pol.four_fifths:
                 worst_g = str(table.loc[big, "challenger"].idxmin())
                 fails.append(
-                    f"{attr}: adverse impact ratio {di:.3f} < {pol.four_fifths} "
+                    f"{where}{attr}: adverse impact ratio {di:.3f} < {pol.four_fifths} "
                     f"(group {worst_g} approved at {table.loc[worst_g, 'challenger']:.1%})"
                 )
             if champ is not None:
@@ -143,11 +135,58 @@ def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> 
                 entry["impact_ratio_champion"] = di_c
                 if np.isfinite(di_c) and di < di_c - pol.champion_tolerance:
                     fails.append(
-                        f"{attr}: adverse impact ratio {di:.3f} worse than the champion's "
-                        f"{di_c:.3f} by more than {pol.champion_tolerance}"
+                        f"{where}{attr}: adverse impact ratio {di:.3f} worse than the "
+                        f"champion's {di_c:.3f} by more than {pol.champion_tolerance}"
                     )
         per_attr[attr] = {**entry, "groups": table.reset_index(names="group").to_dict("records")}
-        metrics[f"impact_ratio_{attr}"] = di
+        ratios[attr] = di
+    return fails, small, per_attr, ratios
+
+
+def fairness_gate(
+    data: HoldoutScores,
+    policy: GatePolicy,
+    cutoffs: Cutoffs,
+    recent: HoldoutScores | None = None,
+) -> GateResult:
+    """Judged on the holdout (approval rates, and error rates where outcomes exist) and, when
+    given, on the recent applications the challenger would decide next: approval rates need no
+    outcome, and a disparity that appears only on the newer population is still a disparity.
+    Small groups in the recent window are listed and left to the holdout's verdict."""
+    pol = policy.fairness
+    if data.groups is None or data.groups.empty:
+        return GateResult.inconclusive(NAME, "protected attributes not available for the holdout")
+    attrs = pol.attributes if pol.attributes is not None else list(data.groups.columns)
+    absent = [a for a in attrs if a not in data.groups.columns]
+    if absent or not attrs:
+        return GateResult.inconclusive(
+            NAME, f"protected attributes missing: {', '.join(absent) or '(none configured)'}"
+        )
+    for population, what in ((data, "holdout"), (recent, "recent applications")):
+        if population is None:
+            continue
+        if not np.isfinite(population.pd_challenger).all():
+            return GateResult.inconclusive(NAME, f"{what} rows without a challenger PD")
+        if population.pd_champion is not None and cutoffs.champion is not None:
+            if not np.isfinite(population.pd_champion).all():
+                return GateResult.inconclusive(NAME, f"{what} rows without a champion PD")
+    fails, small, per_attr, ratios = assess(data, attrs, policy, cutoffs, "")
+    metrics: dict[str, Any] = {f"impact_ratio_{a}": r for a, r in ratios.items()}
+    details: dict[str, Any] = {"attributes": per_attr}
+    if recent is not None:
+        usable = recent.groups is not None and all(a in recent.groups.columns for a in attrs)
+        if usable and len(recent):
+            r_fails, r_small, r_attr, r_ratios = assess(
+                recent, attrs, policy, cutoffs, "recent applications: "
+            )
+            fails += r_fails
+            metrics["n_recent"] = len(recent)
+            metrics["recent_small_groups"] = r_small
+            metrics.update({f"recent_impact_ratio_{a}": r for a, r in r_ratios.items()})
+            details["recent_attributes"] = r_attr
+        else:
+            metrics["n_recent"] = 0
+            metrics["recent_note"] = "no recent applications with protected attributes"
     if fails:
         status, reasons = GateStatus.FAIL, fails + small
         summary = fails[0]
@@ -156,9 +195,11 @@ def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> 
         summary = f"{len(small)} group(s) below the minimum size {pol.min_group_size}"
     else:
         status, reasons = GateStatus.PASS, []
-        summary = "adverse impact ratios " + ", ".join(
-            f"{a} {metrics[f'impact_ratio_{a}']:.2f}" for a in attrs
-        )
+        summary = "adverse impact ratios " + ", ".join(f"{a} {ratios[a]:.2f}" for a in attrs)
+        if metrics.get("n_recent"):
+            summary += "; recent applications " + ", ".join(
+                f"{a} {metrics[f'recent_impact_ratio_{a}']:.2f}" for a in attrs
+            )
     metrics["small_groups"] = small
     return GateResult(
         name=NAME,
@@ -167,5 +208,5 @@ def fairness_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> 
         summary=summary,
         reasons=reasons,
         metrics=metrics,
-        details={"attributes": per_attr},
+        details=details,
     )

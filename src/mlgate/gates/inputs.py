@@ -52,7 +52,12 @@ class HoldoutScores:
 
 @dataclass
 class DriftData:
-    """Reference (the training set) and current (recent applications) feature frames."""
+    """Reference (the training set) and current (recent applications) feature frames.
+
+    The champion's own training set and its scores, when given, let the promotion gate tell
+    drift of the population (the champion is just as far from today's applications) from drift
+    the challenger would bring (its training data is further away than the champion's).
+    """
 
     reference: pd.DataFrame
     current: pd.DataFrame
@@ -60,3 +65,6 @@ class DriftData:
     categorical: list[str] = field(default_factory=list)
     reference_score: np.ndarray | None = None
     current_score: np.ndarray | None = None
+    champion_reference: pd.DataFrame | None = None
+    champion_reference_score: np.ndarray | None = None
+    champion_current_score: np.ndarray | None = None

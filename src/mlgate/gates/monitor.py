@@ -109,6 +109,23 @@ def early_delinquency_gate(
     )
 
 
+def plausible_watch(drift: GateResult, policy: GatePolicy) -> list[str]:
+    """Features whose PSI's one-sided upper confidence bound reaches `psi_watch`.
+
+    A daily window is small: a shift of exactly watch size is estimated below the threshold on
+    about half of all days. The monitor alerts when a watch-size shift is plausible given the
+    window's sampling error (the promotion gate judges the estimate itself). With no drift the
+    PSI's error is close to zero, so this costs no false alarms on a stable population."""
+    z = float(stats.norm.ppf(policy.monitor.watch_confidence))
+    out = []
+    for row in drift.details.get("features") or []:
+        upper = row["psi"] + z * row.get("psi_se", 0.0)
+        row["psi_upper"] = upper
+        if not np.isfinite(upper) or upper >= policy.drift.psi_watch:
+            out.append(row["feature"])
+    return out
+
+
 def monitor_checks(
     *,
     policy: GatePolicy,
@@ -119,9 +136,10 @@ def monitor_checks(
     recent: HoldoutScores | None,
     drift: DriftData | None,
 ) -> list[GateResult]:
-    """`matured`: newest matured labels; `early`: newest early outcomes (y unused, `early`
-    set); `recent`: recent applications scored, with protected groups (fairness)."""
-    """The monitoring checks; each guarded like the promotion gates (a crash is INCONCLUSIVE)."""
+    """The monitoring checks; each guarded like the promotion gates (a crash is INCONCLUSIVE).
+
+    `matured`: newest matured labels; `early`: newest early outcomes (y unused, `early` set);
+    `recent`: recent applications scored, with protected groups (fairness)."""
     floors = policy.floors.model_copy(
         update={"min_auc": max(expected.auc - policy.monitor.auc_drop, 0.5 + 1e-9)}
     )
@@ -154,12 +172,13 @@ def monitor_checks(
     else:
         out.append(GateResult.inconclusive("early_delinquency", "no early outcomes in the window"))
     need("drift", drift, lambda: drift_gate(drift, policy))  # type: ignore[arg-type]
-    watched = out[-1].metrics.get("drifted_features") or []
+    watched = plausible_watch(out[-1], policy)
     if policy.monitor.alert_on_watch and out[-1].status == GateStatus.PASS and watched:
         # Monitoring asks "investigate?", not "block?": a feature at watch level is an alert.
         out[-1].status = GateStatus.FAIL
         out[-1].reasons.append(
-            f"PSI >= {policy.drift.psi_watch} (watch) in {', '.join(watched)}: investigate"
+            f"PSI >= {policy.drift.psi_watch} (watch) plausible in {', '.join(watched)} "
+            f"({policy.monitor.watch_confidence:.0%} upper bound): investigate"
         )
         out[-1].summary = f"watch-level drift in {', '.join(watched)}"
     cut = Cutoffs("fixed", cutoff, None, np.ones(len(recent) if recent else 0, dtype=bool))

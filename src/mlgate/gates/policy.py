@@ -73,6 +73,14 @@ class DriftPolicy(_Strict):
     current_days: int = Field(
         30, ge=1, description="default current window: the newest N days of applications"
     )
+    relative_to_champion: bool = Field(
+        True,
+        description="promotion: drift the champion shares (population drift) is reported, "
+        "not held against the challenger",
+    )
+    champion_margin: float = Field(
+        0.05, ge=0, description="challenger PSI above the champion's by more: its own drift"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> DriftPolicy:
@@ -87,6 +95,12 @@ class FairnessPolicy(_Strict):
     four_fifths: float = Field(0.8, gt=0, le=1, description="min adverse impact ratio")
     champion_tolerance: float = Field(0.02, ge=0, le=1)
     min_group_size: int = Field(100, ge=1)
+    recent_days: int = Field(
+        90,
+        ge=1,
+        description="also judged on the newest N days of applications (approval rates need no "
+        "outcome); long enough that a 2-point tolerance is not sampling noise in small groups",
+    )
 
 
 class CostModel(_Strict):
@@ -174,6 +188,13 @@ class MonitorPolicy(_Strict):
     early_days: int = Field(30, ge=1, description="newest early-delinquency outcomes")
     alert_on_watch: bool = Field(
         True, description="drift: alert when a feature reaches psi_watch (investigate), not act"
+    )
+    watch_confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="alert when the PSI's one-sided upper bound at this level reaches psi_watch "
+        "(0.5: the estimate itself)",
     )
 
 

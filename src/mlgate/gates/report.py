@@ -63,6 +63,7 @@ def to_markdown(report: GateReport) -> str:
         ("holdout_labelled_rows", "labelled holdout rows"),
         ("holdout_declined_rows", "declined holdout rows"),
         ("current_rows", "current-window rows"),
+        ("champion_reference_rows", "champion training rows (drift)"),
     ):
         if key in d:
             facts.append(f"{label}: {d[key]}")
@@ -139,12 +140,34 @@ def _draw(report: GateReport, holdout: HoldoutScores | None) -> list[tuple[str, 
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(feats) + 1.5))
         psi = [min(r["psi"], 2.0) for r in feats]
         col = {"stable": "tab:green", "watch": "orange", "act": "red"}
-        ax.barh([r["feature"] for r in feats], psi, color=[col[r["level"]] for r in feats])
+        names = [r["feature"] for r in feats]
+        ax.barh(names, psi, color=[col[r["level"]] for r in feats], label="challenger")
+        champ = [
+            (n, min(r["psi_champion"], 2.0))
+            for n, r in zip(names, feats, strict=True)
+            if r.get("psi_champion") is not None
+        ]
+        if champ:
+            ax.scatter(
+                [c[1] for c in champ],
+                [c[0] for c in champ],
+                marker="|",
+                s=200,
+                color="black",
+                zorder=3,
+                label="champion's training set",
+            )
+            ax.legend(loc="lower right", fontsize=7)
         pol = report.policy.get("drift", {})
         for t in (pol.get("psi_watch", 0.1), pol.get("psi_act", 0.25)):
             ax.axvline(t, ls=":", color="grey")
         ax.set(xlabel="PSI (capped at 2)", title="Drift per feature")
-        out.append(("Drift per feature: PSI vs training reference", _png(fig)))
+        out.append(
+            (
+                "Drift per feature: PSI of today's applications vs each model's training set",
+                _png(fig),
+            )
+        )
     fair = gates.get("fairness")
     if fair and fair.details.get("attributes"):
         attrs = fair.details["attributes"]

@@ -61,6 +61,7 @@ def run_gates_for_model(
         data_info=data.info,
         why_missing=data.why_missing,
         on_gate=lambda name: say(f"gate {name}"),
+        recent=data.recent,
     )
     out = (
         Path(report_dir)

@@ -51,6 +51,7 @@ def save(
     drift: DriftData | None,
     meta: dict[str, Any],
     extra_holdouts: dict[str, HoldoutScores] | None = None,
+    recent: HoldoutScores | None = None,
 ) -> None:
     """Write the evidence folder atomically (temp folder, then rename)."""
     out = Path(folder)
@@ -59,15 +60,23 @@ def save(
     try:
         if holdout is not None:
             _holdout_frame(holdout).to_parquet(tmp / "holdout.parquet", index=False)
+        if recent is not None:
+            _holdout_frame(recent).to_parquet(tmp / "recent.parquet", index=False)
         for name, h in (extra_holdouts or {}).items():
             _holdout_frame(h).to_parquet(tmp / f"holdout_{name}.parquet", index=False)
         drift_meta = None
         if drift is not None:
             drift.reference.to_parquet(tmp / "drift_reference.parquet", index=False)
             drift.current.to_parquet(tmp / "drift_current.parquet", index=False)
+            if drift.champion_reference is not None:
+                drift.champion_reference.to_parquet(
+                    tmp / "drift_champion_reference.parquet", index=False
+                )
             scores = {
                 "reference_score": drift.reference_score,
                 "current_score": drift.current_score,
+                "champion_reference_score": drift.champion_reference_score,
+                "champion_current_score": drift.champion_current_score,
             }
             for name, arr in scores.items():
                 if arr is not None:
@@ -107,6 +116,7 @@ def drift(folder: str | Path) -> DriftData | None:
         p = base / f"{name}.parquet"
         return pd.read_parquet(p)["score"].to_numpy() if p.is_file() else None
 
+    champ = base / "drift_champion_reference.parquet"
     return DriftData(
         reference=pd.read_parquet(base / "drift_reference.parquet"),
         current=pd.read_parquet(base / "drift_current.parquet"),
@@ -114,4 +124,13 @@ def drift(folder: str | Path) -> DriftData | None:
         categorical=list(info["categorical"]),
         reference_score=score("reference_score"),
         current_score=score("current_score"),
+        champion_reference=pd.read_parquet(champ) if champ.is_file() else None,
+        champion_reference_score=score("champion_reference_score"),
+        champion_current_score=score("champion_current_score"),
     )
+
+
+def recent(folder: str | Path) -> HoldoutScores | None:
+    """The recent applications scored by both models (fairness of the next decisions)."""
+    path = Path(folder) / "recent.parquet"
+    return _holdout_from(pd.read_parquet(path)) if path.is_file() else None

@@ -255,7 +255,9 @@ def evaluate_model(
         "info": data.info,
         "why_missing": data.why_missing,
     }
-    evidence.save(evidence_path, holdout=data.holdout, drift=data.drift, meta=info)
+    evidence.save(
+        evidence_path, holdout=data.holdout, drift=data.drift, meta=info, recent=data.recent
+    )
     card = json.loads(Path(model_path).read_text()).get("model_card")
     if card and Path(card).is_file():
         _write_text(card_path, Path(card).read_text(encoding="utf-8"))
@@ -291,6 +293,7 @@ def run_gate(gate: str, policy: str, env: str, evidence_path: str, result_path: 
         evidence.drift(evidence_path),
         eff,
         info.get("why_missing") or {},
+        evidence.recent(evidence_path),
     )
     result = guarded(gate, fns[gate])
     _write_json(result_path, {"applied": applied, "result": result.model_dump(mode="json")})
