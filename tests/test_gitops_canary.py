@@ -15,7 +15,7 @@ from mlgate.gitops import pr as prmod
 from mlgate.gitops.aliases import sync_aliases
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
-from mlgate.gitops.status import read_status
+from mlgate.gitops.status import canary_started, read_status
 from tests.gitops_helpers import MODEL, main_message, promote_merged
 
 
@@ -70,9 +70,14 @@ def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) ->
 
     with pytest.raises(BadInputError, match="1..99"):
         canary.set_weight(settings, MODEL, "prod", 0)
+    entered = canary_started(settings, MODEL, "prod", "2")
+    assert entered is not None and entered == _prod(settings).last_commit_time
     pr = canary.set_weight(settings, MODEL, "prod", 50)
     prmod.merge_pr(settings, pr.branch, ["carol"])
     assert (_prod(settings).canary_weight, _prod(settings).stable_traffic) == (50, 50)
+    # A weight step is not a new start: the canary's deadline still counts from its entry.
+    assert canary_started(settings, MODEL, "prod", "2") == entered
+    assert canary_started(settings, MODEL, "prod", "1") is None  # v1 is not what changed last
     rendered = _render_prod(settings)
     assert rendered.count("traffic: 50") == 2
 

@@ -107,19 +107,25 @@ def run_dataset(settings: PlatformSettings, run_id: str) -> DatasetConfig:
     return cfg.model_copy(update={"source_file": source})
 
 
-def read_current(path: str | Path, features: list[str]) -> pd.DataFrame:
-    """A current window given as a parquet or CSV file; every model feature must be there."""
+def read_table(path: str | Path, columns: list[str], option: str) -> pd.DataFrame:
+    """A parquet or CSV file named by a command-line option; every listed column must be there
+    (bad input otherwise, naming the option, the file and the missing columns)."""
     p = Path(path)
     if not p.is_file():
-        raise BadInputError(f"--current {p}: file not found")
+        raise BadInputError(f"{option} {p}: file not found")
     try:
         df = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
     except Exception as exc:  # noqa: BLE001 - any reader error is bad input
-        raise BadInputError(f"--current {p}: cannot read: {exc}") from None
-    missing = [c for c in features if c not in df.columns]
+        raise BadInputError(f"{option} {p}: cannot read: {exc}") from None
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise BadInputError(f"--current {p}: missing feature column(s) {', '.join(missing)}")
+        raise BadInputError(f"{option} {p}: missing column(s) {', '.join(missing)}")
     return df
+
+
+def read_current(path: str | Path, features: list[str]) -> pd.DataFrame:
+    """A current window given as a file; every model feature must be there."""
+    return read_table(path, features, "--current")
 
 
 def _holdout_frame(

@@ -94,6 +94,23 @@ def stable_version(settings: PlatformSettings, model: str, env: str) -> str | No
     return parse_release(text, f"{view.ref}:{path}").stable_version
 
 
+def canary_started(settings: PlatformSettings, model: str, env: str, version: str) -> int | None:
+    """Commit time (epoch seconds) at which `version` entered `env` on main: the oldest of the
+    newest run of commits on the env's overlay that carry its Model-Version trailer (its
+    promotion as canary, then its weight steps). None when git has no such commit."""
+    from mlgate.gitops.history import log
+
+    view = _view(settings)
+    if view is None:
+        return None
+    started = None
+    for change in log(view.git_dir, view.cwd, view.ref, [overlay_dir(model, env)]):
+        if change.get("Model-Version") != version:
+            break
+        started = change.time
+    return started
+
+
 def _cat_files(view: _View, paths: list[str]) -> dict[str, str]:
     if not paths:
         return {}

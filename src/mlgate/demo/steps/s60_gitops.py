@@ -10,7 +10,9 @@ minimums, so stage and prod go break-glass there; the full world passes on the m
 
 A second version is a routine retrain through the library (the model config with its
 regularisation retuned): it is gated against v1 per environment and enters prod as a canary,
-whose weight is raised, which is promoted, rolled back (git revert) and aborted. A third,
+whose weight is raised, which is judged by `canary analyze` on a year of replayed applications
+(promoted on that verdict when it says PROMOTE, else on the prod gate report), rolled back
+(git revert) and aborted. A third,
 misconfigured candidate (a one-split tree) shows the stage gates blocking: `promote` refuses its
 FAIL report and the GitOps remote is left untouched. Then status, MLflow aliases and manifest
 validation.
@@ -52,6 +54,7 @@ BAD_CANDIDATE = {
     "params": {"max_iter": 1, "max_depth": 1, "early_stopping": False},
 }
 COLOR = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+REPLAY_DAYS = 365  # the canary analysis replays this much of the newest applications
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -257,6 +260,62 @@ def _status_table(ctx: DemoContext) -> dict[str, Any]:
     return st.model_dump(mode="json")
 
 
+def _replayed_requests(ctx: DemoContext, model: str, days: int) -> Path:
+    """The demo has no live traffic: the newest `days` of applications from the data source,
+    replayed as the request log the serving logger would have written (features, row key,
+    application time, entity key), each routed to stable or canary the way a weighted split
+    would (a hash of the application id against the canary weight). No outcome columns: the
+    analysis joins early outcomes from the data source by row key, as it would in production."""
+    from mlgate.gates.collect import recent_applications, run_dataset
+    from mlgate.training.registry import load_scorer
+
+    es = read_status(ctx.settings).model(model).envs["prod"]  # type: ignore[union-attr]
+    assert es.canary_version is not None and es.canary_weight is not None
+    dataset = run_dataset(ctx.settings, load_scorer(ctx.settings, model, es.canary_version).run_id)
+    frame, _window = recent_applications(ctx.settings, dataset, days)
+    keep = [c for c in frame.columns if c not in {dataset.label, dataset.early_label}]
+    log = frame[keep].copy()
+    key = dataset.row_key or dataset.entity_key
+    bucket = (
+        log[key]
+        .astype(str)
+        .map(lambda k: int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) % 100)
+    )
+    log["served_by"] = [
+        es.canary_version if b < es.canary_weight else es.stable_version for b in bucket
+    ]
+    path = ctx.settings.ws().reports_dir / "canary" / f"requests-{model}-prod-replayed.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.to_parquet(path, index=False)
+    return path
+
+
+def _canary_analysis(ctx: DemoContext, model: str) -> tuple[Any, Path]:
+    """`mlgate canary analyze` on the replayed requests: the verdict and its report folder."""
+    from mlgate.canary.run import analyze
+
+    requests = _replayed_requests(ctx, model, REPLAY_DAYS)
+    with ctx.console.status("canary analysis") as status:
+        verdict, paths, _pr = analyze(
+            ctx.settings,
+            model=model,
+            env="prod",
+            requests=requests,
+            say=lambda m: status.update(f"canary analysis: {m}"),
+        )
+    rep = verdict.report
+    ctx.console.print(
+        f"canary analysis of {rep.challenger} vs {rep.champion} on {REPLAY_DAYS} days of "
+        f"replayed applications ({rep.data.get('canary_requests')} served by the canary):"
+    )
+    for g in rep.gates:
+        ctx.console.print(
+            f"    {g.name:<17} [{COLOR[g.status.value]}]{g.status.value:<12}[/] {g.summary}"
+        )
+    ctx.console.print(f"    decision [bold]{verdict.decision.upper()}[/]")
+    return verdict, paths["report.json"].parent
+
+
 def run(ctx: DemoContext) -> dict[str, Any]:
     model, v1 = _trained(ctx)
     image1 = _image(ctx, model, v1)
@@ -275,15 +334,20 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     pr = canary.set_weight(ctx.settings, model, "prod", 50)
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     _merge(ctx, pr, APPROVERS[:1])
+    verdict, analysis_dir = _canary_analysis(ctx, model)
     prod = promotions[-1]
-    ctx.console.print(
-        "canary promote: no live traffic in the demo, so the evidence is the prod gate report "
-        f"of {v2} vs {v1} ({prod['overall']})"
-    )
-    reason = prod["override_reason"]
-    pr = canary.promote_canary(
-        ctx.settings, model, "prod", Path(prod["report_dir"]), override_reason=reason
-    )
+    if verdict.decision == "promote":
+        reason = None
+        pr = canary.promote_canary(ctx.settings, model, "prod", analysis_dir)
+    else:
+        ctx.console.print(
+            f"canary promote: the analysis says {verdict.decision.upper()} on replayed traffic; "
+            f"the demo promotes on the prod gate report of {v2} vs {v1} ({prod['overall']})"
+        )
+        reason = prod["override_reason"]
+        pr = canary.promote_canary(
+            ctx.settings, model, "prod", Path(prod["report_dir"]), override_reason=reason
+        )
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     _merge(ctx, pr, APPROVERS if reason else APPROVERS[:1])
 
@@ -322,6 +386,12 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         "model": model,
         "versions": [v1, v2],
         "promotions": promotions,
+        "canary_analysis": {
+            "decision": verdict.decision,
+            "reasons": verdict.reasons,
+            "report_dir": str(analysis_dir),
+            "checks": {g.name: g.status.value for g in verdict.report.gates},
+        },
         "blocked": blocked,
         "status": status,
         "aliases_fixed": [f.model_dump() for f in aliases.fixed],

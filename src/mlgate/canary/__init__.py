@@ -1,0 +1,1 @@
+"""Canary analysis: the gates on the traffic a prod canary actually served."""

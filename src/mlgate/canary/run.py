@@ -1,0 +1,189 @@
+"""`mlgate canary analyze` as a library call: git's state, the request log, the verdict.
+
+The request log is what the serving logger's sink lands (a parquet or CSV file, one row per
+served request): the model's feature columns as sent, `served_by` (the version that answered)
+and, when the sink has them, the dataset's row key and application timestamp (to join the
+early outcomes from the data source), its entity key (protected attributes, from their own
+table) or the early-outcome column itself. Every request is scored by both versions here, so
+the canary's and the stable version's decisions are compared on the same applicants.
+
+Without a request log there is no evidence: the verdict is WAIT (ABORT after the deadline).
+`act=True` turns the verdict into its pull request: the next weight, the promotion (the
+analysis report is its gate report) or the abort with the reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.canary.analysis import CanaryState, CanaryVerdict, Traffic, judge
+from mlgate.config import PlatformSettings
+from mlgate.data.dataset_config import DatasetConfig
+from mlgate.errors import BadInputError
+from mlgate.gates.collect import _protected, holdout_scores, read_table, run_dataset
+from mlgate.gates.inputs import DriftData, HoldoutScores
+from mlgate.gates.monitor import Expected, expected_from_holdout
+from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
+
+SERVED_BY = "served_by"
+Say = Callable[[str], None]
+
+
+def canary_state(
+    settings: PlatformSettings, model: str, env: str, now: datetime | None = None
+) -> CanaryState:
+    from mlgate.gitops.status import canary_started, read_status
+
+    status = read_status(settings).model(model)
+    es = status.envs.get(env) if status is not None else None
+    if es is None:
+        raise BadInputError(f"{model} is not deployed in {env} (git main)")
+    if es.canary_version is None or es.canary_weight is None:
+        raise BadInputError(f"no canary of {model} runs in {env}: nothing to analyze")
+    started = canary_started(settings, model, env, es.canary_version)
+    return CanaryState(
+        model=model,
+        env=env,
+        stable_version=es.stable_version,
+        canary_version=es.canary_version,
+        weight=es.canary_weight,
+        cutoff=float(es.cutoff),
+        started=datetime.fromtimestamp(started, UTC) if started is not None else None,
+        now=now or datetime.now(UTC),
+    )
+
+
+def read_requests(path: str | Path, features: list[str], versions: set[str]) -> pd.DataFrame:
+    """The request log; every feature and `served_by` must be there, naming what is not."""
+    df = read_table(path, [*features, SERVED_BY], "--requests")
+    served = df[SERVED_BY].astype(str)
+    unknown = sorted(set(served) - versions)
+    if unknown:
+        raise BadInputError(
+            f"--requests {path}: column {SERVED_BY} has version(s) {', '.join(unknown)} that do not "
+            f"run here (stable/canary: {', '.join(sorted(versions))})"
+        )
+    return df.assign(**{SERVED_BY: served}).reset_index(drop=True)
+
+
+def early_outcomes(
+    settings: PlatformSettings, dataset: DatasetConfig, log: pd.DataFrame
+) -> np.ndarray | None:
+    """3-month outcomes of the served applications: the log's own column, or joined from the
+    data source by row key over the log's application-time range. None if neither is possible."""
+    col = dataset.early_label
+    if not col:
+        return None
+    if col in log.columns:
+        return pd.to_numeric(log[col], errors="coerce").to_numpy(float)
+    key, ts = dataset.row_key, dataset.event_timestamp
+    if not key or key not in log.columns or ts not in log.columns or not len(log):
+        return None
+    from mlgate.features.training_set import application_features
+
+    when = pd.to_datetime(log[ts], utc=True)
+    known = application_features(
+        settings, dataset, when.min(), when.max() + pd.Timedelta(microseconds=1)
+    )
+    if col not in known.columns or key not in known.columns:
+        return None
+    joined = log[[key]].merge(known[[key, col]].drop_duplicates(key), on=key, how="left")
+    return pd.to_numeric(joined[col], errors="coerce").to_numpy(float)
+
+
+def analyze(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    env: str,
+    requests: str | Path | None = None,
+    policy_file: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    act: bool = False,
+    now: datetime | None = None,
+    say: Say | None = None,
+) -> tuple[CanaryVerdict, dict[str, Path], Any]:
+    """(verdict, report files, the pull request opened with `act`, else None)."""
+    from mlgate.gates.report import write_report
+    from mlgate.training.registry import load_holdout, load_scorer, load_training_set
+
+    say = say or (lambda _m: None)
+    policy: GatePolicy = load_policy(policy_path_for(model, policy_file)).for_env(env)
+    state = canary_state(settings, model, env, now)
+    say(f"canary {state.canary_version} at {state.weight}% beside stable {state.stable_version}")
+    canary = load_scorer(settings, model, state.canary_version)
+    stable = load_scorer(settings, model, state.stable_version)
+    dataset = run_dataset(settings, canary.run_id)
+    hold = load_holdout(settings, model, canary.version)
+    base = holdout_scores(hold, dataset, canary.predict_pd(hold), None, None, policy, False)
+    expected: Expected | None = expected_from_holdout(base, state.cutoff)
+    traffic = drift = None
+    info: dict[str, Any] = {"requests_file": str(requests) if requests else None}
+    if requests is not None:
+        log = read_requests(
+            requests, dataset.features, {state.canary_version, state.stable_version}
+        )
+        say(f"scoring {len(log)} served requests with both versions")
+        pd_canary = canary.predict_pd(log) if len(log) else np.array([])
+        pd_stable = stable.predict_pd(log) if len(log) else np.array([])
+        served = (log[SERVED_BY] == state.canary_version).to_numpy()
+        traffic = Traffic(
+            scores=HoldoutScores(
+                y=np.full(len(log), np.nan),
+                pd_challenger=pd_canary,
+                pd_champion=pd_stable,
+                groups=_protected(dataset, log),
+                early=early_outcomes(settings, dataset, log),
+            ),
+            canary_served=served,
+        )
+        if len(log):
+            say("drift: the requests vs each version's training set")
+            ref, champ_ref = (
+                load_training_set(settings, model, v) for v in (canary.version, stable.version)
+            )
+            drift = DriftData(
+                reference=ref,
+                current=log,
+                numeric=list(dataset.numeric_features),
+                categorical=list(dataset.categorical_features),
+                reference_score=canary.predict_pd(ref),
+                current_score=pd_canary,
+                champion_reference=champ_ref,
+                champion_reference_score=stable.predict_pd(champ_ref),
+                champion_current_score=pd_stable,
+            )
+        info.update(requests=len(log), canary_requests=int(served.sum()))
+    verdict = judge(state, traffic, drift, expected, policy)
+    verdict.report.data.update(info)
+    out = Path(report_dir) if report_dir else default_dir(settings, state)
+    paths = write_report(out, verdict.report, drift=drift, evidently=False)
+    pr = act_on(settings, state, verdict, out) if act else None
+    return verdict, paths, pr
+
+
+def default_dir(settings: PlatformSettings, state: CanaryState) -> Path:
+    stamp = state.now.strftime("%Y%m%dT%H%M%SZ")
+    name = f"{state.model}-v{state.canary_version}-{state.env}-{stamp}"
+    return settings.ws().reports_dir / "canary" / name
+
+
+def act_on(settings: PlatformSettings, state: CanaryState, verdict: CanaryVerdict, report: Path):
+    """The verdict as its pull request (None for WAIT)."""
+    from mlgate.gitops import canary
+
+    if verdict.decision == "advance":
+        assert verdict.next_weight is not None
+        return canary.set_weight(settings, state.model, state.env, verdict.next_weight)
+    if verdict.decision == "promote":
+        return canary.promote_canary(settings, state.model, state.env, report)
+    if verdict.decision == "abort":
+        reason = "canary analysis: " + "; ".join(verdict.reasons)
+        return canary.abort(settings, state.model, state.env, reason[:500])
+    return None
