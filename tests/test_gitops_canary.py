@@ -126,3 +126,25 @@ def test_canary_abort_quarantines_and_is_break_glass(prod_with_canary) -> None:
 def test_canary_needs_a_stable_version(settings, gate_report) -> None:
     with pytest.raises(prmod.Refused, match="no stable version"):
         canary.start(settings, MODEL, "prod", "1", gate_report("1", "prod"))
+
+
+def test_canary_analysis_verdicts_become_their_pull_requests(prod_with_canary, tmp_path) -> None:
+    from mlgate.canary.analysis import CanaryVerdict
+    from mlgate.canary.run import act_on
+    from mlgate.gates.result import GateReport
+
+    settings = prod_with_canary
+
+    def verdict(decision: str, **kw: object) -> CanaryVerdict:
+        report = GateReport(
+            model=MODEL, challenger="2", champion="1", env="prod", overall="PASS", verdict="PASS"
+        )
+        return CanaryVerdict(decision=decision, report=report, **kw)  # type: ignore[arg-type]
+
+    assert act_on(settings, verdict("wait"), tmp_path) is None
+    step = act_on(settings, verdict("advance", next_weight=25), tmp_path)
+    assert step.branch.endswith("-weight-25") and "10% -> 25%" in step.subject
+    stop = act_on(settings, verdict("abort", reasons=["fairness: sex 0.7 < 0.8"]), tmp_path)
+    prmod.merge_pr(settings, stop.branch, ["carol"])
+    assert _prod(settings).canary_version is None  # all traffic back to stable
+    assert "canary analysis: fairness: sex 0.7 < 0.8" in main_message(settings)

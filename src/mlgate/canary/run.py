@@ -164,7 +164,7 @@ def analyze(
     verdict.report.data.update(info)
     out = Path(report_dir) if report_dir else default_dir(settings, state)
     paths = write_report(out, verdict.report, drift=drift, evidently=False)
-    pr = act_on(settings, state, verdict, out) if act else None
+    pr = act_on(settings, verdict, out) if act else None
     return verdict, paths, pr
 
 
@@ -174,16 +174,18 @@ def default_dir(settings: PlatformSettings, state: CanaryState) -> Path:
     return settings.ws().reports_dir / "canary" / name
 
 
-def act_on(settings: PlatformSettings, state: CanaryState, verdict: CanaryVerdict, report: Path):
-    """The verdict as its pull request (None for WAIT)."""
+def act_on(settings: PlatformSettings, verdict: CanaryVerdict, report: Path) -> Any:
+    """The verdict as its pull request (None for WAIT); `report` is the verdict's report folder,
+    the evidence a promotion carries."""
     from mlgate.gitops import canary
 
+    model, env = verdict.report.model, verdict.report.env
     if verdict.decision == "advance":
         assert verdict.next_weight is not None
-        return canary.set_weight(settings, state.model, state.env, verdict.next_weight)
+        return canary.set_weight(settings, model, env, verdict.next_weight)
     if verdict.decision == "promote":
-        return canary.promote_canary(settings, state.model, state.env, report)
+        return canary.promote_canary(settings, model, env, report)
     if verdict.decision == "abort":
         reason = "canary analysis: " + "; ".join(verdict.reasons)
-        return canary.abort(settings, state.model, state.env, reason[:500])
+        return canary.abort(settings, model, env, reason[:500])
     return None

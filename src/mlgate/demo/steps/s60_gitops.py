@@ -337,8 +337,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     verdict, analysis_dir = _canary_analysis(ctx, model)
     prod = promotions[-1]
     if verdict.decision == "promote":
+        from mlgate.canary.run import act_on
+
         reason = None
-        pr = canary.promote_canary(ctx.settings, model, "prod", analysis_dir)
+        pr = act_on(ctx.settings, verdict, analysis_dir)  # `canary analyze --act`
     else:
         ctx.console.print(
             f"canary promote: the analysis says {verdict.decision.upper()} on replayed traffic; "
