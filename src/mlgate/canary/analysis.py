@@ -48,6 +48,7 @@ class CanaryState(BaseModel):
     cutoff: float
     started: datetime | None = None
     now: datetime
+    dropped_requests: int = 0  # logged requests that could not be re-scored (no full vector)
 
 
 @dataclass

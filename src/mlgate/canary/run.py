@@ -32,6 +32,7 @@ from mlgate.gates.monitor import Expected, expected_from_holdout
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
 
 SERVED_BY = "served_by"
+SDEP_NAME = "model"  # the SeldonDeployment's name in every model namespace (manifests/base)
 Say = Callable[[str], None]
 
 
@@ -59,9 +60,29 @@ def canary_state(
     )
 
 
-def read_requests(path: str | Path, features: list[str], versions: set[str]) -> pd.DataFrame:
-    """The request log; every feature and `served_by` must be there, naming what is not."""
-    df = read_table(path, [*features, SERVED_BY], "--requests")
+def read_requests(
+    path: str | Path, features: list[str], versions: set[str], state: CanaryState | None = None
+) -> pd.DataFrame:
+    """The request log; every feature and `served_by` must be there, naming what is not. A
+    URL is a running request-log sink: the canary's SeldonDeployment's requests since the
+    canary entered (`mlgate.serving.logsink`)."""
+    if str(path).startswith(("http://", "https://")):
+        if state is None:
+            raise BadInputError("--requests URL: needs the canary's state to know what to fetch")
+        from mlgate.gitops.overlay import namespace
+        from mlgate.serving.logsink import fetch_requests
+
+        since = state.started.isoformat() if state.started else None
+        df = fetch_requests(str(path), namespace(state.model, state.env), SDEP_NAME, since)
+        # Only requests that carried every feature can be scored again by the other version;
+        # key-only requests (features looked up by the runtime) are counted and left out.
+        full = df["inputs_sent"].map(lambda s: set(features) <= set(str(s).split(",")))
+        state.dropped_requests = int((~full).sum())
+        df = df[full].reset_index(drop=True)
+        if not len(df):
+            df = pd.DataFrame(columns=[*features, SERVED_BY])
+    else:
+        df = read_table(path, [*features, SERVED_BY], "--requests")
     served = df[SERVED_BY].astype(str)
     unknown = sorted(set(served) - versions)
     if unknown:
@@ -127,7 +148,10 @@ def analyze(
     info: dict[str, Any] = {"requests_file": str(requests) if requests else None}
     if requests is not None:
         log = read_requests(
-            requests, dataset.features, {state.canary_version, state.stable_version}
+            requests,
+            dataset.features,
+            {state.canary_version, state.stable_version},
+            state,
         )
         say(f"scoring {len(log)} served requests with both versions")
         pd_canary = canary.predict_pd(log) if len(log) else np.array([])
@@ -159,7 +183,11 @@ def analyze(
                 champion_reference_score=stable.predict_pd(champ_ref),
                 champion_current_score=pd_stable,
             )
-        info.update(requests=len(log), canary_requests=int(served.sum()))
+        info.update(
+            requests=len(log),
+            canary_requests=int(served.sum()),
+            requests_without_full_features=state.dropped_requests,
+        )
     verdict = judge(state, traffic, drift, expected, policy)
     verdict.report.data.update(info)
     out = Path(report_dir) if report_dir else default_dir(settings, state)
