@@ -47,7 +47,7 @@ def headers(kind: str, request_id: str, predictor: str) -> dict[str, str]:
         "Ce-Inferenceservicename": SDEP,
         "Ce-Namespace": NS,
         "Ce-Endpoint": predictor,
-        "Ce-Time": "2026-06-01T10:00:00.000000Z",
+        "Ce-Time": "2026-06-01T10:00:00.000000000Z",
     }
 
 
@@ -91,6 +91,9 @@ def test_requests_are_logged_joined_and_exported(sink: tuple[str, Path]) -> None
     assert got["income"].iloc[0] == 52_000.0 and pd.isna(got["income"].iloc[1])
     assert list(got["served_by"]) == ["2", "2"] and set(got["predictor"]) == {"canary"}
     assert fetch_requests(url, NS, SDEP, since="2026-06-02").empty
+    # Times compare as times, not strings: the executor's nanoseconds and `Z` vs an offset.
+    assert len(fetch_requests(url, NS, SDEP, since="2026-06-01T11:59:59+02:00")) == 3
+    assert fetch_requests(url, NS, SDEP, since="2026-06-01T10:00:00.000000001Z").empty
     # The index of logged request ids survives a restart (rebuilt from the files).
     assert LogStore(folder).seen("r1") == {"request", "response"}
 

@@ -81,14 +81,19 @@ def _decile_edges(sorted_ref: np.ndarray, n_bins: int) -> np.ndarray:
     return np.unique(sorted_ref[(np.arange(1, n_bins) * len(sorted_ref)) // n_bins])
 
 
+def _decile_counts(
+    rs: np.ndarray, r_miss: int, cs: np.ndarray, c_miss: int, n_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of both sorted columns in the reference's decile bins (+ the missing bin)."""
+    if not len(rs):
+        return np.array([0, r_miss]), np.array([len(cs), c_miss])
+    edges = _decile_edges(rs, n_bins)
+    return _bin_counts(rs, edges, r_miss), _bin_counts(cs, edges, c_miss)
+
+
 def numeric_psi(ref: np.ndarray, cur: np.ndarray, n_bins: int) -> float:
     """PSI alone, on the reference's deciles (missing values their own bin)."""
-    rs, r_miss = _sorted_finite(ref)
-    cs, c_miss = _sorted_finite(cur)
-    if not len(rs):
-        return psi_from_counts(np.array([0, r_miss]), np.array([len(cs), c_miss]))
-    edges = _decile_edges(rs, n_bins)
-    return psi_from_counts(_bin_counts(rs, edges, r_miss), _bin_counts(cs, edges, c_miss))
+    return psi_from_counts(*_decile_counts(*_sorted_finite(ref), *_sorted_finite(cur), n_bins))
 
 
 def numeric_drift(
@@ -104,21 +109,15 @@ def numeric_drift(
         "missing_reference": float(r_miss / max(nr + r_miss, 1)),
         "missing_current": float(c_miss / max(nc + c_miss, 1)),
     }
-    if champion_ref is not None:
-        ps, p_miss = _sorted_finite(champion_ref)
-        if len(ps):
-            p_edges = _decile_edges(ps, n_bins)
-            pc, pcc = _bin_counts(ps, p_edges, p_miss), _bin_counts(cs, p_edges, c_miss)
-        else:
-            pc, pcc = np.array([0, p_miss]), np.array([nc, c_miss])
-        out["psi_champion"] = psi_from_counts(pc, pcc)  # the sorted current column, reused
+    if champion_ref is not None:  # the sorted current column, reused
+        champ = _decile_counts(*_sorted_finite(champion_ref), cs, c_miss, n_bins)
+        out["psi_champion"] = psi_from_counts(*champ)
     if nr == 0 or nc == 0:
         rc, cc = np.array([nr, r_miss]), np.array([nc, c_miss])
         out.update(psi=psi_from_counts(rc, cc), psi_se=psi_se(rc, cc))
         out.update(ks=float("nan"), wasserstein_norm=float("nan"))
         return out
-    edges = _decile_edges(rs, n_bins)
-    rc, cc = _bin_counts(rs, edges, r_miss), _bin_counts(cs, edges, c_miss)
+    rc, cc = _decile_counts(rs, r_miss, cs, c_miss, n_bins)
     out["psi"] = psi_from_counts(rc, cc)
     out["psi_se"] = psi_se(rc, cc)
     # Empirical CDFs on the merged support. The two sorted columns are merged by position (each

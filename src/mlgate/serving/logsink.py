@@ -114,10 +114,11 @@ class LogStore:
         self, namespace: str, deployment: str, since: str | None = None
     ) -> Iterator[LogEvent]:
         files = sorted((self.folder / namespace / deployment).glob("*.jsonl"))
-        if since:
-            files = [f for f in files if f.stem >= since[:10]]
+        start = _utc(since) if since else None
+        if start is not None:
+            files = [f for f in files if f.stem >= start.date().isoformat()]
         for ev in self._read(files):
-            if since is None or ev.time >= since:
+            if start is None or _utc(ev.time) >= start:
                 yield ev
 
     @staticmethod
@@ -127,6 +128,12 @@ class LogStore:
                 for line in f:
                     if line.strip():
                         yield LogEvent.model_validate_json(line)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    """An event time as UTC (the executor writes nanoseconds and `Z`; naive means UTC)."""
+    ts = pd.Timestamp(text)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _inputs_frame(body: dict[str, Any]) -> pd.DataFrame:
