@@ -103,16 +103,14 @@ def early_check(
     s = traffic.scores
     mine = np.asarray(traffic.canary_served, dtype=bool)
     early = np.asarray(s.early, dtype=float)
-    known = mine & np.isfinite(early) & (s.pd_challenger < cutoff)
-    need = policy.canary.min_early_labels
-    if int(known.sum()) < need:
-        return GateResult.inconclusive(
-            name, f"{int(known.sum())} canary approvals with an early outcome (min {need})"
-        )
-    # The monitor's test, its sample-size floor replaced by the canary's own.
-    samples = policy.samples.model_copy(update={"min_labelled": max(need, 1)})
-    pol = policy.model_copy(update={"samples": samples})
-    res = early_delinquency_gate(early[known], s.pd_challenger[known], cutoff, expected, pol)
+    res = early_delinquency_gate(
+        early[mine],
+        s.pd_challenger[mine],
+        cutoff,
+        expected,
+        policy,
+        min_n=policy.canary.min_early_labels,
+    )
     stable = ~mine & np.isfinite(early)
     if s.pd_champion is not None:
         stable &= s.pd_champion < cutoff

@@ -71,18 +71,25 @@ def expected_from_holdout(h: HoldoutScores, cutoff: float) -> Expected:
 
 
 def early_delinquency_gate(
-    early: np.ndarray, pd_values: np.ndarray, cutoff: float, expected: Expected, policy: GatePolicy
+    early: np.ndarray,
+    pd_values: np.ndarray,
+    cutoff: float,
+    expected: Expected,
+    policy: GatePolicy,
+    min_n: int | None = None,
 ) -> GateResult:
-    """Observed vs expected early delinquency among recent approvals (the fast proxy)."""
+    """Observed vs expected early delinquency among recent approvals (the fast proxy).
+    `min_n`: approvals with an outcome needed for a verdict (default samples.min_labelled; the
+    canary analysis uses canary.min_early_labels)."""
     name = "early_delinquency"
     if expected.early_per_pd is None:
         return GateResult.inconclusive(name, "no early-delinquency baseline on the holdout")
     ok = np.isfinite(early) & np.isfinite(pd_values) & (pd_values < cutoff)
     n = int(ok.sum())
-    if n < policy.samples.min_labelled:
+    need = max(policy.samples.min_labelled if min_n is None else min_n, 1)
+    if n < need:
         return GateResult.inconclusive(
-            name,
-            f"too few approvals with an early outcome: {n} (min {policy.samples.min_labelled})",
+            name, f"too few approvals with an early outcome: {n} (min {need})"
         )
     k = int(early[ok].sum())
     exp_rate = min(float(expected.early_per_pd * pd_values[ok].mean()), 1.0)
