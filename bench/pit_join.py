@@ -1,6 +1,6 @@
 """Point-in-time join benchmark: mlgate's Feast plug-in vs Feast's DuckDB store vs the floor.
 
-Data (as in ../shared/notes/stack-facts.md): 10k customers x 60 days of daily feature rows
+Data: 10k customers x 60 days of daily feature rows
 (3 features, TTL 3 days, created timestamps with ties on the event timestamp), 1M entity rows
 at random times, 5% of them for customers with no feature history (must be kept).
 

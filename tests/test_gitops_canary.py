@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from mlgate.errors import BadInputError
 from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
 from mlgate.gitops.aliases import sync_aliases
+from mlgate.gitops.kubectl import kustomize
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import canary_started, read_status
@@ -48,12 +48,7 @@ def prod_with_canary(settings, gate_report):
 
 def _render_prod(settings) -> str:
     repo = GitopsRepo.locate(settings)
-    return subprocess.run(
-        ["kubectl", "kustomize", str(repo.work / "manifests/models/credit_risk/prod")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return kustomize(repo.work / "manifests/models/credit_risk/prod")
 
 
 def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) -> None:

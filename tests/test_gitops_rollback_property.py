@@ -9,7 +9,6 @@ Refused operations change nothing at all.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import MlgateError
 from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
+from mlgate.gitops.kubectl import kustomize
 from mlgate.gitops.overlay import ENVS
 from mlgate.gitops.promote import promote
 from mlgate.gitops.repo import GitopsRepo
@@ -55,9 +55,7 @@ def _render_all(repo: GitopsRepo) -> dict[str, str | None]:
         if not d.exists():
             out[env] = None
             continue
-        out[env] = subprocess.run(
-            ["kubectl", "kustomize", str(d)], capture_output=True, text=True, check=True
-        ).stdout
+        out[env] = kustomize(d)
     return out
 
 

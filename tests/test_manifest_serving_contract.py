@@ -6,29 +6,25 @@ image); every predictor the overlays render must therefore set it, to the overla
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mlgate.gitops.kubectl import kustomize
 from mlgate.serving.runtime import CUTOFF_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 OVERLAYS = sorted((REPO / "manifests" / "models").glob("*/*/kustomization.yaml"))
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 @pytest.mark.parametrize(
     "overlay", [p.parent for p in OVERLAYS], ids=lambda p: f"{p.parent.name}/{p.name}"
 )
 def test_every_predictor_gets_the_overlays_cutoff(overlay: Path) -> None:
     release = yaml.safe_load((overlay / "release.yaml").read_text())
     cutoff = release["data"]["cutoff"]
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
-    ).stdout
+    rendered = kustomize(overlay)
     sdeps = [d for d in yaml.safe_load_all(rendered) if d and d.get("kind") == "SeldonDeployment"]
     assert len(sdeps) == 1
     predictors = sdeps[0]["spec"]["predictors"]

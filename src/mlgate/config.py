@@ -10,6 +10,7 @@ next to the code that reads them and are re-exported here.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,14 +86,13 @@ class PlatformSettings(BaseSettings):
             return self.mlflow.tracking_uri
         return f"sqlite:///{self.ws().mlflow_dir / 'mlflow.db'}"
 
-    def crd_schema_dir(self) -> Path | None:
-        """Where the upstream CRD schemas live (MLGATE_CRD_SCHEMAS, else ../shared/schemas/crds)."""
+    def crd_schema_dir(self) -> Path:
+        """Where the upstream CRD schemas live: the `crd_schemas` setting (MLGATE_CRD_SCHEMAS)
+        when set, else the copies vendored in the package (mlgate/gitops/crds, listed with
+        their upstream and sha256 in SOURCES.txt), so an installed mlgate validates offline."""
         if self.crd_schemas:
             return Path(self.crd_schemas)
-        for cand in (REPO_ROOT.parent / "shared" / "schemas" / "crds",):
-            if cand.is_dir():
-                return cand
-        return None
+        return Path(str(resources.files("mlgate.gitops") / "crds"))
 
 
 def load_yaml(path: str | os.PathLike[str]) -> Any:

@@ -4,6 +4,7 @@ For each kustomization (argocd/, manifests/platform/, manifests/models/*/*):
 1. `kubectl kustomize` renders it (a kustomize error is a problem of that overlay);
 2. strict schema validation: core kinds with kubernetes-validate (strict: unknown fields are
    errors), custom resources against the upstream CRD schemas in `settings.crd_schema_dir()`
+   (vendored in mlgate/gitops/crds with their sources; the `crd_schemas` setting overrides)
    (structural-schema rules: unknown fields are errors unless the schema preserves them), and a
    kind known to neither is an error;
 3. the SeldonDeployment rules only the operator's webhook enforces (traffic sums to 100,
@@ -34,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from mlgate.config import REPO_ROOT
 from mlgate.errors import BadInputError
+from mlgate.gitops.kubectl import kubectl_path, kustomize
 
 KUBERNETES_VERSION = "1.32"
 CHECKOV_VERSION = "3.3.30"
@@ -89,12 +91,7 @@ def find_targets(root: Path) -> list[Path]:
 
 
 def render(target: Path) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        ["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise BadInputError(f"{target}: kustomize failed: {proc.stderr.strip()}")
-    return [d for d in pyyaml.load_all(proc.stdout, Loader=_LOADER) if d]
+    return [d for d in pyyaml.load_all(kustomize(target), Loader=_LOADER) if d]
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -364,17 +361,20 @@ def run_checkov(rendered: dict[str, list[dict[str, Any]]]) -> tuple[str, list[st
 
 
 def validate_tree(
-    root: Path, crd_dir: Path | None, *, checkov: bool = False, workers: int = 2
+    root: Path, crd_dir: Path, *, checkov: bool = False, workers: int = 2
 ) -> ValidationReport:
     t0 = time.perf_counter()
     report = ValidationReport(root=str(root))
     targets = find_targets(root)
     if not targets:
         raise BadInputError(f"{root}: no kustomization under argocd/ or manifests/")
-    if crd_dir is None or not crd_dir.is_dir():
+    if not crd_dir.is_dir() or not any(crd_dir.glob("*.yaml")):
         raise BadInputError(
-            f"CRD schemas not found ({crd_dir}): set MLGATE_CRD_SCHEMAS (see docs/gitops.md)"
+            f"CRD schemas not found in {crd_dir}: the `crd_schemas` setting "
+            "(MLGATE_CRD_SCHEMAS) names a folder of CRD YAML files; unset it to use the "
+            "schemas shipped with mlgate (see docs/gitops.md)"
         )
+    kubectl_path()  # a missing kubectl is one clear error, not a kustomize problem per overlay
     crds = crd_validators(str(crd_dir))
     memo: dict[str, list[str]] = {}
 
