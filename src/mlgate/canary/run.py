@@ -26,10 +26,17 @@ from mlgate.canary.analysis import CanaryState, CanaryVerdict, Traffic, judge
 from mlgate.config import PlatformSettings
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError
-from mlgate.gates.collect import _protected, holdout_scores, read_table, run_dataset
+from mlgate.gates.collect import (
+    _protected,
+    holdout_scores,
+    read_table,
+    reference_groups,
+    run_dataset,
+)
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.monitor import Expected, expected_from_holdout
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
+from mlgate.outdir import check_replaceable
 
 SERVED_BY = "served_by"
 SDEP_NAME = "model"  # the SeldonDeployment's name in every model namespace (manifests/base)
@@ -136,7 +143,9 @@ def analyze(
 
     say = say or (lambda _m: None)
     policy: GatePolicy = load_policy(policy_path_for(model, policy_file)).for_env(env)
+    named = check_replaceable(report_dir) if report_dir else None  # exit 2 before the work
     state = canary_state(settings, model, env, now)
+    out = named or default_dir(settings, state)
     say(f"canary {state.canary_version} at {state.weight}% beside stable {state.stable_version}")
     canary = load_scorer(settings, model, state.canary_version)
     stable = load_scorer(settings, model, state.stable_version)
@@ -172,6 +181,7 @@ def analyze(
             ref, champ_ref = (
                 load_training_set(settings, model, v) for v in (canary.version, stable.version)
             )
+            traffic.scores.reference_groups = reference_groups(dataset, ref)
             drift = DriftData(
                 reference=ref,
                 current=log,
@@ -190,8 +200,9 @@ def analyze(
         )
     verdict = judge(state, traffic, drift, expected, policy)
     verdict.report.data.update(info)
-    out = Path(report_dir) if report_dir else default_dir(settings, state)
-    paths = write_report(out, verdict.report, drift=drift, evidently=False)
+    paths = write_report(
+        out, verdict.report, drift=drift, evidently=False, what="mlgate canary analyze"
+    )
     pr = act_on(settings, verdict, out) if act else None
     return verdict, paths, pr
 

@@ -16,15 +16,14 @@ Realistic enough that gates mean something, and deterministic by seed:
 - the oracle table keeps the truth for every application, declined ones included. Only
   benchmarks may read it: a real lender never sees it.
 
-Everything is vectorised numpy and written with pyarrow, atomically (temp folder, then rename).
+Everything is vectorised numpy and written with pyarrow into a new folder swapped in at the end,
+only over an absent, empty or mlgate-written folder (`mlgate.outdir`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from mlgate.data import schema
 from mlgate.data.fingerprint import Fingerprint, fingerprint
 from mlgate.data.scenarios import Scenario
 from mlgate.errors import BadInputError, ConfigError
+from mlgate.outdir import check_replaceable, new_folder
 
 SCENARIO_DIR = REPO_ROOT / "config" / "scenarios"
 Progress = Callable[[str, float], None]
@@ -302,7 +302,7 @@ def generate_world(
     """Generate the world into `out_dir` (replaced atomically) and return its manifest."""
     t0 = time.perf_counter()
     report = progress or (lambda _msg, _frac: None)
-    out = Path(out_dir).resolve()
+    out = check_replaceable(out_dir)  # a user's folder: exit 2 before the work, not after
     if spec.as_of > dt.datetime.now(dt.UTC).date():
         raise BadInputError(
             f"world ends {spec.as_of} (start {spec.start} + {spec.months} months), "
@@ -531,9 +531,7 @@ def generate_world(
 
     report("fingerprints", 0.85)
     matured_approved = approved & matured
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with new_folder(out, "mlgate data generate") as tmp:
         infos = _write_tables(tmp, tables)
         manifest = WorldManifest(
             out_dir=str(out),
@@ -547,10 +545,6 @@ def generate_world(
             seconds=round(time.perf_counter() - t0, 3),
         )
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report("done", 1.0)
     return manifest
 
@@ -681,14 +675,3 @@ def _write_tables(folder: Path, tables: dict[str, pa.Table]) -> dict[str, TableI
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(tables, pool.map(one, tables), strict=True))
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace `out` by the finished `tmp` folder: readers see the old world or the new one."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

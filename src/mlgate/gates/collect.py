@@ -28,6 +28,7 @@ import pandas as pd
 
 from mlgate.config import PlatformSettings, parse_model
 from mlgate.data.dataset_config import DatasetConfig
+from mlgate.data.group_coverage import group_counts
 from mlgate.errors import BadInputError, MlgateError
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.policy import GatePolicy
@@ -297,7 +298,18 @@ def collect(
         out.recent = _recent_decisions(settings, dataset, eff, chal, champ_scorer, given, out.info)
     except Exception as exc:  # noqa: BLE001 - the holdout's fairness verdict still stands
         out.info["recent_applications"] = f"unavailable: {type(exc).__name__}: {exc}"
+    ref_groups = reference_groups(dataset, out.drift.reference if out.drift else None)
+    for judged in (out.holdout, out.recent):
+        if judged is not None:
+            judged.reference_groups = ref_groups
     return out
+
+
+def reference_groups(
+    dataset: DatasetConfig, training_set: pd.DataFrame | None
+) -> dict[str, dict[str, int]] | None:
+    """Group sizes of the training population: the groups every judged window must show."""
+    return group_counts(_protected(dataset, training_set)) if training_set is not None else None
 
 
 def _recent_decisions(

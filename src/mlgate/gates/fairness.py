@@ -7,6 +7,12 @@ four-fifths rule; the challenger may also not be worse than the champion on it b
 the policy's tolerance. Demographic parity difference and, where outcomes exist, equalized
 odds difference are reported. Groups below the minimum size are listed and make the result
 INCONCLUSIVE: a small group is never silently skipped.
+
+A window can also hide a group: rows whose protected attributes did not join (a stale table, a
+key mismatch) could be anyone's, and a group the reference (training) population holds may be
+missing from the window altogether, leaving the ratio computed over the groups that remain.
+`coverage_problems` names both (attribute and group); they make the result INCONCLUSIVE, and the
+model card reports the same warnings from the same function (`mlgate.data.group_coverage`).
 """
 
 from __future__ import annotations
@@ -22,20 +28,13 @@ from fairlearn.metrics import (
     selection_rate,
 )
 
+from mlgate.data.group_coverage import MISSING, CoverageProblem, coverage_problems, encode
 from mlgate.gates.decisions import Cutoffs, approve
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "fairness"
-MISSING = "(missing)"
-
-
-def encode(group: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and labels of a group column; missing values become "(missing)"."""
-    codes, uniques = pd.factorize(pd.Series(group), sort=True)
-    labels = np.array([str(u) for u in uniques] + [MISSING], dtype=object)
-    return np.where(codes < 0, len(uniques), codes), labels
 
 
 def compress(
@@ -84,9 +83,18 @@ def impact_ratio(rates: pd.Series) -> float:
 
 
 def assess(
-    data: HoldoutScores, attrs: list[str], policy: GatePolicy, cutoffs: Cutoffs, where: str
-) -> tuple[list[str], list[str], dict[str, Any], dict[str, float]]:
-    """(failures, small groups, per-attribute tables, impact ratios) on one population."""
+    data: HoldoutScores,
+    attrs: list[str],
+    policy: GatePolicy,
+    cutoffs: Cutoffs,
+    where: str,
+    encoded: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[str], list[CoverageProblem], dict[str, Any], dict[str, float]]:
+    """(failures, small groups, per-attribute tables, impact ratios) on one population.
+
+    Rows without a protected value are reported as the "(missing)" row of the table but are
+    no group: the four-fifths rule compares real groups, and how many rows are unjoined is
+    `coverage_problems`' question (within the policy's share they are tolerated)."""
     pol = policy.fairness
     chal = approve(data.pd_challenger, cutoffs.challenger)
     champ = None
@@ -94,20 +102,28 @@ def assess(
         champ = approve(data.pd_champion, cutoffs.champion)
     lab = data.labelled
     fails: list[str] = []
-    small: list[str] = []
+    small: list[CoverageProblem] = []
     per_attr: dict[str, Any] = {}
     ratios: dict[str, float] = {}
     assert data.groups is not None
     for attr in attrs:
         group = data.groups[attr].reset_index(drop=True)
-        enc = encode(group)
+        enc = encoded[attr]
         table = approval_by_group(chal, group, enc).rename(columns={"approval_rate": "challenger"})
         if champ is not None:
             table["champion"] = approval_by_group(champ, group, enc)["approval_rate"]
         table["n"] = table["n"].astype(int)
-        big = table["n"] >= pol.min_group_size
-        for g in table.index[~big]:
-            small.append(f"{attr}={g} (n={int(table.loc[g, 'n'])}, min {pol.min_group_size})")
+        real = table.index != MISSING
+        big = real & (table["n"] >= pol.min_group_size)
+        for g in table.index[real & ~big]:
+            n_g = int(table.loc[g, "n"])
+            small.append(
+                CoverageProblem(
+                    attr,
+                    str(g),
+                    f"{where}{attr}={g}: n={n_g}, below the floor {pol.min_group_size}",
+                )
+            )
         di = impact_ratio(table.loc[big, "challenger"])
         t, p, g, w = compress(chal, chal, group, enc)
         entry: dict[str, Any] = {
@@ -138,9 +154,35 @@ def assess(
                         f"{where}{attr}: adverse impact ratio {di:.3f} worse than the "
                         f"champion's {di_c:.3f} by more than {pol.champion_tolerance}"
                     )
+        n_rows = int(table["n"].sum())
+        n_missing = int(table.loc[MISSING, "n"]) if MISSING in table.index else 0
+        entry["unjoined_share"] = n_missing / n_rows if n_rows else 0.0
         per_attr[attr] = {**entry, "groups": table.reset_index(names="group").to_dict("records")}
         ratios[attr] = di
     return fails, small, per_attr, ratios
+
+
+def _window_problems(
+    data: HoldoutScores, attrs: list[str], policy: GatePolicy, where: str
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[CoverageProblem]]:
+    """Each attribute encoded once, and the window's coverage problems."""
+    assert data.groups is not None
+    encoded = {a: encode(data.groups[a].reset_index(drop=True)) for a in attrs}
+    problems = coverage_problems(
+        data.groups,
+        attrs,
+        data.reference_groups,
+        max_unjoined_share=policy.fairness.max_unjoined_share,
+        min_group_size=policy.fairness.min_group_size,
+        where=where,
+        encoded=encoded,
+    )
+    return encoded, problems
+
+
+def _unless_named(small: list[CoverageProblem], named: list[CoverageProblem]) -> list[str]:
+    seen = {(p.attribute, p.group) for p in named}
+    return [p.message for p in small if (p.attribute, p.group) not in seen]
 
 
 def fairness_gate(
@@ -152,7 +194,9 @@ def fairness_gate(
     """Judged on the holdout (approval rates, and error rates where outcomes exist) and, when
     given, on the recent applications the challenger would decide next: approval rates need no
     outcome, and a disparity that appears only on the newer population is still a disparity.
-    Small groups in the recent window are listed and left to the holdout's verdict."""
+    Small groups in the recent window are listed and left to the holdout's verdict, unless the
+    reference population holds them: a group the model was built on must be seen in every
+    window it is judged on, and so must most rows' protected attributes."""
     pol = policy.fairness
     if data.groups is None or data.groups.empty:
         return GateResult.inconclusive(NAME, "protected attributes not available for the holdout")
@@ -170,29 +214,36 @@ def fairness_gate(
         if population.pd_champion is not None and cutoffs.champion is not None:
             if not np.isfinite(population.pd_champion).all():
                 return GateResult.inconclusive(NAME, f"{what} rows without a champion PD")
-    fails, small, per_attr, ratios = assess(data, attrs, policy, cutoffs, "")
+    encoded, problems = _window_problems(data, attrs, policy, "")
+    fails, small, per_attr, ratios = assess(data, attrs, policy, cutoffs, "", encoded)
+    unclear = [p.message for p in problems] + _unless_named(small, problems)
     metrics: dict[str, Any] = {f"impact_ratio_{a}": r for a, r in ratios.items()}
     details: dict[str, Any] = {"attributes": per_attr}
+    if data.reference_groups is None:
+        metrics["reference_note"] = "no reference population given: groups not checked against it"
     if recent is not None:
         usable = recent.groups is not None and all(a in recent.groups.columns for a in attrs)
         if usable and len(recent):
+            r_enc, r_problems = _window_problems(recent, attrs, policy, "recent applications: ")
             r_fails, r_small, r_attr, r_ratios = assess(
-                recent, attrs, policy, cutoffs, "recent applications: "
+                recent, attrs, policy, cutoffs, "recent applications: ", r_enc
             )
             fails += r_fails
+            unclear += [p.message for p in r_problems]
             metrics["n_recent"] = len(recent)
-            metrics["recent_small_groups"] = r_small
+            metrics["recent_small_groups"] = _unless_named(r_small, r_problems)
             metrics.update({f"recent_impact_ratio_{a}": r for a, r in r_ratios.items()})
             details["recent_attributes"] = r_attr
         else:
             metrics["n_recent"] = 0
             metrics["recent_note"] = "no recent applications with protected attributes"
     if fails:
-        status, reasons = GateStatus.FAIL, fails + small
+        status, reasons = GateStatus.FAIL, fails + unclear
         summary = fails[0]
-    elif small:
-        status, reasons = GateStatus.INCONCLUSIVE, [f"groups too small: {', '.join(small)}"]
-        summary = f"{len(small)} group(s) below the minimum size {pol.min_group_size}"
+    elif unclear:
+        status, reasons = GateStatus.INCONCLUSIVE, unclear
+        more = f" (+{len(unclear) - 1} more)" if len(unclear) > 1 else ""
+        summary = f"protected groups not all judgeable: {unclear[0]}{more}"
     else:
         status, reasons = GateStatus.PASS, []
         summary = "adverse impact ratios " + ", ".join(f"{a} {ratios[a]:.2f}" for a in attrs)
@@ -200,7 +251,8 @@ def fairness_gate(
             summary += "; recent applications " + ", ".join(
                 f"{a} {metrics[f'recent_impact_ratio_{a}']:.2f}" for a in attrs
             )
-    metrics["small_groups"] = small
+    metrics["small_groups"] = [p.message for p in small]
+    metrics["coverage_problems"] = unclear
     return GateResult(
         name=NAME,
         status=status,

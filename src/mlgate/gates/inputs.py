@@ -28,6 +28,9 @@ class HoldoutScores:
     order: np.ndarray | None = None  # application time (sortable), for the validation window
     groups: pd.DataFrame | None = None  # protected attributes, row-aligned; never features
     early: np.ndarray | None = None  # early-delinquency proxy label
+    # group sizes per protected attribute in the reference (training) population: a group
+    # it holds must show up, at the floor, in this window (fairness fails closed otherwise)
+    reference_groups: dict[str, dict[str, int]] | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=float)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.config import REPO_ROOT, load_yaml, parse_model
+from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
 
 GATE_NAMES = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
@@ -94,7 +95,14 @@ class FairnessPolicy(_Strict):
     attributes: list[str] | None = Field(None, description="None: the dataset's protected ones")
     four_fifths: float = Field(0.8, gt=0, le=1, description="min adverse impact ratio")
     champion_tolerance: float = Field(0.02, ge=0, le=1)
-    min_group_size: int = Field(100, ge=1)
+    min_group_size: int = Field(MIN_GROUP_SIZE, ge=1)
+    max_unjoined_share: float = Field(
+        MAX_UNJOINED_SHARE,
+        ge=0,
+        le=1,
+        description="share of rows allowed without a protected value (failed join); above: "
+        "INCONCLUSIVE, since the unjoined rows could hide any group's decisions",
+    )
     recent_days: int = Field(
         90,
         ge=1,

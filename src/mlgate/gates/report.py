@@ -1,12 +1,13 @@
 """Gate reports: JSON for machines, Markdown for the promotion PR, HTML with plots for people.
 
 `write_report(dir, ...)` writes report.json, report.md, report.html and (when drift data is
-given) evidently_drift.html into a temporary folder next to `dir` and renames it into place at
-the end, so a crashed run never leaves a half-written report behind. The Evidently report is
-configured with the gate's own method (PSI), per-feature threshold (psi_watch) and drift share,
-so the human report does not contradict the gate; it is built on a stated sample when the
-window is large (the gate's decision always uses every row). Evidently bins PSI with Sturges
-equal-width bins, the gate with reference deciles, so the numbers differ a little.
+given) evidently_drift.html into a new folder next to `dir` and swaps it in at the end, so a
+crashed run never leaves a half-written report behind, and only over a folder that is absent,
+empty or written by mlgate (`mlgate.outdir`): a user's folder is never emptied. The Evidently
+report is configured with the gate's own method (PSI), per-feature threshold (psi_watch) and
+drift share, so the human report does not contradict the gate; it is built on a stated sample
+when the window is large (the gate's decision always uses every row). Evidently bins PSI with
+Sturges equal-width bins, the gate with reference deciles, so the numbers differ a little.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import base64
 import html
 import io
 import json
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,6 +25,7 @@ import numpy as np
 
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.result import GateReport, GateResult, GateStatus
+from mlgate.outdir import check_replaceable, new_folder
 
 ICON = {GateStatus.PASS: "✅", GateStatus.FAIL: "❌", GateStatus.INCONCLUSIVE: "⚠️"}
 FILES = ("report.json", "report.md", "report.html", "evidently_drift.html")
@@ -292,12 +293,12 @@ def write_report(
     holdout: HoldoutScores | None = None,
     drift: DriftData | None = None,
     evidently: bool = True,
+    what: str = "mlgate gates report",
 ) -> dict[str, Path]:
-    """Write the report files atomically (temp folder, then rename) and return their paths."""
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write the report files into a new folder swapped in at the end (`mlgate.outdir`: only
+    over an absent, empty or mlgate-written folder) and return their paths."""
+    out = check_replaceable(out_dir)  # before Evidently's seconds, not after
+    with new_folder(out, what) as tmp:
         ev_name = None
         if drift is not None and evidently and len(drift.reference) and len(drift.current):
             pol = report.policy.get("drift", {})
@@ -318,17 +319,6 @@ def write_report(
         (tmp / "report.json").write_text(
             json.dumps(report.model_dump(mode="json"), indent=2, default=str), encoding="utf-8"
         )
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {name: out / name for name in FILES if (out / name).exists()}
 
 

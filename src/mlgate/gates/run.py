@@ -15,6 +15,7 @@ from mlgate.gates.evaluate import run_gates
 from mlgate.gates.policy import load_policy, policy_path_for
 from mlgate.gates.report import write_report
 from mlgate.gates.result import GateReport
+from mlgate.outdir import check_replaceable
 
 
 def default_report_dir(settings: PlatformSettings, model: str, challenger: str, env: str) -> Path:
@@ -38,6 +39,8 @@ def run_gates_for_model(
     say = say or (lambda _m: None)
     policy = load_policy(policy_path_for(model, policy_file))  # bad policy: exit 2, first
     policy.for_env(env)  # unknown environment: exit 2 before any work
+    if report_dir:
+        check_replaceable(report_dir)  # a folder it may not replace: exit 2 before any work
     policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
     data = collect(
         settings,

@@ -33,6 +33,7 @@ def _holdout_frame(h: HoldoutScores) -> pd.DataFrame:
     if h.groups is not None:
         for col in h.groups.columns:
             df[_GROUP + col] = h.groups[col].to_numpy()
+    df.attrs["reference_groups"] = h.reference_groups  # parquet keeps attrs (pandas >= 2.1)
     return df
 
 
@@ -41,7 +42,7 @@ def _holdout_from(df: pd.DataFrame) -> HoldoutScores:
     groups = [c for c in df.columns if c.startswith(_GROUP)]
     if groups:
         kw["groups"] = df[groups].rename(columns=lambda c: c[len(_GROUP) :]).reset_index(drop=True)
-    return HoldoutScores(**kw)
+    return HoldoutScores(**kw, reference_groups=df.attrs.get("reference_groups"))
 
 
 def save(

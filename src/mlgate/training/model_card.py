@@ -20,6 +20,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from mlgate.data.group_coverage import (
+    MAX_UNJOINED_SHARE,
+    MIN_GROUP_SIZE,
+    MISSING,
+    coverage_problems,
+    group_counts,
+)
 from mlgate.training.evaluate import Evaluation
 from mlgate.training.split import SplitWindows
 
@@ -36,9 +43,10 @@ class GroupRates(BaseModel):
     attribute: str
     group: str
     n: int
-    approval_rate: float
+    approval_rate: float | None  # None: a training-population group absent from the holdout
     approved_default_rate: float | None
     adverse_impact_ratio: float | None  # approval rate / the most favoured group's
+    warning: str | None = None  # why this group's rates cannot be judged (the fairness gate's)
 
 
 class ModelCardData(BaseModel):
@@ -77,9 +85,22 @@ class ModelCardData(BaseModel):
 
 
 def fairness_table(
-    y: np.ndarray, pd_: np.ndarray, cutoff: float, protected: pd.DataFrame, min_group: int = 30
+    y: np.ndarray,
+    pd_: np.ndarray,
+    cutoff: float,
+    protected: pd.DataFrame,
+    min_group: int = 30,
+    reference: pd.DataFrame | None = None,
+    max_unjoined_share: float = MAX_UNJOINED_SHARE,
+    min_group_size: int = MIN_GROUP_SIZE,
 ) -> list[GroupRates]:
-    """Approval rate and default rate among the approved, per protected group (fairlearn)."""
+    """Approval rate and default rate among the approved, per protected group (fairlearn).
+
+    `reference` is the training population's protected attributes: a group it holds that the
+    holdout lacks (or holds below the policy's floor), and too many holdout rows without a
+    value, carry the fairness gate's own warning (`gates.fairness.coverage_problems`), so the
+    card never shows a table that silently leaves a group out (the thresholds default to the
+    gate policy's)."""
     from fairlearn.metrics import MetricFrame, count, selection_rate
 
     approved = (np.asarray(pd_) < cutoff).astype(int)
@@ -89,9 +110,17 @@ def fairness_table(
         yt, yp = np.asarray(y_true), np.asarray(y_pred)
         return float(yt[yp == 1].mean()) if (yp == 1).any() else float("nan")
 
+    problems = coverage_problems(
+        protected,
+        [str(a) for a in protected.columns],
+        group_counts(reference),
+        max_unjoined_share=max_unjoined_share,
+        min_group_size=min_group_size,
+    )
+    warnings = {(p.attribute, p.group): p.message for p in problems}
     out: list[GroupRates] = []
     for attr in protected.columns:
-        groups = protected[attr].astype("object").where(protected[attr].notna(), "missing")
+        groups = protected[attr].astype("object").where(protected[attr].notna(), MISSING)
         frame = MetricFrame(
             metrics={
                 "n": count,
@@ -103,7 +132,8 @@ def fairness_table(
             sensitive_features=groups.astype(str).to_numpy(),
         )
         table = frame.by_group
-        best = float(table.loc[table["n"] >= min_group, "approval_rate"].max())
+        judged = (table["n"] >= min_group) & (table.index != MISSING)
+        best = float(table.loc[judged, "approval_rate"].max())
         for group, row in table.iterrows():
             adr = float(row["approved_default_rate"])
             out.append(
@@ -116,8 +146,21 @@ def fairness_table(
                     adverse_impact_ratio=(
                         float(row["approval_rate"]) / best if best and best > 0 else None
                     ),
+                    warning=warnings.pop((str(attr), str(group)), None),
                 )
             )
+    for (attr, group), message in warnings.items():  # groups the holdout does not hold
+        out.append(
+            GroupRates(
+                attribute=attr,
+                group=group,
+                n=0,
+                approval_rate=None,
+                approved_default_rate=None,
+                adverse_impact_ratio=None,
+                warning=message,
+            )
+        )
     return out
 
 
@@ -248,11 +291,20 @@ def _sections(d: ModelCardData) -> list[tuple[str, str]]:
             "|---|---|---|---|---|---|\n"
         )
         fair += "\n".join(
-            f"| {g.attribute} | {g.group} | {g.n} | {_pct(g.approval_rate)} | "
-            f"{_pct(g.approved_default_rate)} | "
+            f"| {g.attribute} | {g.group}{' ⚠' if g.warning else ''} | {g.n} | "
+            f"{_pct(g.approval_rate)} | {_pct(g.approved_default_rate)} | "
             f"{'n/a' if g.adverse_impact_ratio is None else f'{g.adverse_impact_ratio:.3f}'} |"
             for g in d.fairness
         )
+        warned = [g.warning for g in d.fairness if g.warning]
+        if warned:
+            fair = (
+                "**Warning: not every protected group can be judged on this holdout** (the "
+                "fairness gate is INCONCLUSIVE when a window it judges shows the same):\n\n"
+                + "\n".join(f"- {w}" for w in warned)
+                + "\n\n"
+                + fair
+            )
     else:
         fair = d.fairness_note or "No protected attributes available for this dataset."
     out.append(("Approval and default rates by protected group", fair))
