@@ -1,7 +1,8 @@
 """Write examples/external_loans.csv: a small loan book from "another system".
 
 It stands for data mlgate did not generate: different column names, protected attributes in
-the same file, ISO timestamps as text. `config/datasets/example_external.yaml` describes it, and
+the same file (age as a number, banded by the config's `derived_attributes`), ISO timestamps
+as text. `config/datasets/example_external.yaml` describes it, and
 `mlgate data validate config/datasets/example_external.yaml` checks it with no code change.
 Run: python examples/make_external_loans.py
 """
@@ -41,7 +42,7 @@ def make(seed: int = 11) -> pd.DataFrame:
             "home_ownership": rng.choice(["rent", "mortgage", "own"], N, p=[0.4, 0.45, 0.15]),
             "loan_purpose": rng.choice(["car", "debt_consolidation", "personal"], N),
             "gender": rng.choice(["F", "M"], N),
-            "age_band": rng.choice(["18-25", "26-35", "36-50", "51-65", "65+"], N),
+            "age": rng.integers(18, 80, N),  # a number: the config derives age bands from it
             "defaulted": default,
         }
     )

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 from mlgate.config import REPO_ROOT, PlatformSettings
+from mlgate.data import schema
 from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
 from mlgate.errors import BadInputError
 from mlgate.workspace import Workspace
@@ -77,3 +81,50 @@ def dataset_for(
             "timestamp, label and features (see config/datasets/example_external.yaml)"
         )
     raise BadInputError(f"{path}: not found, or not a world folder, dataset config or data file")
+
+
+def _columns_of(path: Path) -> list[str]:
+    try:
+        if path.suffix.lower() == ".csv":
+            return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # any reader error: the file is not what the config says
+        raise BadInputError(f"{path}: cannot read its columns: {exc}") from None
+
+
+def check_source_columns(cfg: DatasetConfig) -> None:
+    """Every column the config names for rows (keys, timestamp, labels, decision; features of
+    a flat file) must be in the source, else bad input naming the config file, the field and
+    the column. Without this a misspelt label became an all-missing column: no row "matured",
+    an empty training set and exit 0."""
+    root = cfg.resolve_path()
+    if cfg.resolved_format == "synthetic":
+        tables = [root / f"{t}.parquet" for t in (schema.APPLICATIONS, schema.OUTCOMES)]
+        present = [t for t in tables if t.is_file()]
+        fields: dict[str, str] = {}
+    else:
+        present = [root] if root.is_file() else []
+        fields = {
+            **{c: "numeric_features" for c in cfg.numeric_features},
+            **{c: "categorical_features" for c in cfg.categorical_features},
+        }
+    if not present:
+        return  # a missing file is reported by whoever reads it, with how to make it
+    columns = {c for t in present for c in _columns_of(t)}
+    named = {
+        "entity_key": cfg.entity_key,
+        "row_key": cfg.row_key,
+        "event_timestamp": cfg.event_timestamp,
+        "label": cfg.label,
+        "early_label": cfg.early_label,
+        "decision_column": cfg.decision_column,
+    }
+    wanted = [(f, c) for f, c in named.items() if c] + [(f, c) for c, f in fields.items()]
+    missing = [(f, c) for f, c in wanted if c not in columns]
+    if missing:
+        where = ", ".join(str(t) for t in present)
+        raise BadInputError(
+            f"{cfg.where}: missing column(s) {', '.join(repr(c) for _f, c in missing)} in "
+            f"{where} (dataset {cfg.name!r}; its columns: {', '.join(sorted(columns))})",
+            problems=[f"{f}: column {c!r} is missing" for f, c in missing],
+        )

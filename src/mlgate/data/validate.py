@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from mlgate.data import schema
 from mlgate.data.dataset_config import ColumnRange, DatasetConfig
+from mlgate.data.protected import derive
 from mlgate.errors import BadInputError
 
 Kind = Literal["key", "numeric", "timestamp", "binary", "category"]
@@ -288,6 +289,17 @@ def check_frame(
     return probs
 
 
+def derivation_problems(cfg: DatasetConfig, table: pd.DataFrame, name: str) -> list[Problem]:
+    """Derived protected attributes that the data breaks (unmapped values, ages outside every
+    band), each naming the config field; missing source columns are reported as columns."""
+    if not cfg.derived_attributes:
+        return []
+    present = [a for a, r in cfg.derived_attributes.items() if r.source in table.columns]
+    only = cfg.model_copy(update={"protected_attributes": present})
+    _groups, problems = derive(only, table)
+    return [Problem(table=name, check="derived", message=f"{name}: {p}") for p in problems]
+
+
 def flat_contract(cfg: DatasetConfig, table: str, include_protected: bool) -> TableContract:
     cols: dict[str, Kind] = {cfg.entity_key: "key"}
     if cfg.row_key:
@@ -305,8 +317,8 @@ def flat_contract(cfg: DatasetConfig, table: str, include_protected: bool) -> Ta
     for c in cfg.categorical_features:
         cols[c] = "category"
     if include_protected:
-        for c in cfg.protected_attributes:
-            cols[c] = "category"
+        for c in cfg.protected_columns():
+            cols.setdefault(c, "category")
     keys = [cfg.row_key] if cfg.row_key else [cfg.entity_key, cfg.event_timestamp]
     return TableContract(
         name=table,
@@ -319,7 +331,7 @@ def flat_contract(cfg: DatasetConfig, table: str, include_protected: bool) -> Ta
 
 def _protected_contract(cfg: DatasetConfig) -> TableContract:
     cols: dict[str, Kind] = {cfg.entity_key: "key"}
-    cols.update({c: "category" for c in cfg.protected_attributes})
+    cols.update({c: "category" for c in cfg.protected_columns() if c not in cols})
     return TableContract(name=schema.PROTECTED, columns=cols, keys=[cfg.entity_key])
 
 
@@ -487,6 +499,8 @@ def validate_dataset(
             tables[cfg.name] = len(data)
             contract = flat_contract(cfg, cfg.name, include_protected=not cfg.protected_path)
             probs += check_frame(data, contract, cfg.validation.ranges, limit, when)
+            if not cfg.protected_path:
+                probs += derivation_problems(cfg, data, cfg.name)
         if cfg.protected_path:
             ppath = cfg.resolve_path(cfg.protected_path)
             pdata, perr = _read(ppath, schema.PROTECTED)
@@ -497,6 +511,7 @@ def validate_dataset(
             else:
                 tables[schema.PROTECTED] = len(pdata)
                 probs += check_frame(pdata, _protected_contract(cfg), {}, limit, when)
+                probs += derivation_problems(cfg, pdata, schema.PROTECTED)
     return ValidationReport(
         dataset=cfg.name,
         path=where,

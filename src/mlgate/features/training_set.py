@@ -29,6 +29,7 @@ from mlgate.config import PlatformSettings
 from mlgate.data import schema
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.fingerprint import fingerprint
+from mlgate.data.sources import check_source_columns
 from mlgate.errors import BadInputError
 from mlgate.features import external
 from mlgate.features.store import get_store
@@ -77,6 +78,7 @@ def _synthetic_entity_rows(dataset: DatasetConfig) -> pd.DataFrame:
 
 
 def _entity_rows(settings: PlatformSettings, dataset: DatasetConfig) -> pd.DataFrame:
+    check_source_columns(dataset)  # a misspelt label is bad input, not an empty training set
     if dataset.resolved_format == "synthetic":
         return _synthetic_entity_rows(dataset)
     table = external.normalized_table(settings, dataset)

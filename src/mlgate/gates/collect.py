@@ -29,9 +29,11 @@ import pandas as pd
 from mlgate.config import PlatformSettings, parse_model
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.group_coverage import group_counts
-from mlgate.errors import BadInputError, MlgateError
+from mlgate.data.protected import load_protected, protected_groups
+from mlgate.data.windows import DEFAULT_DRIFT_DAYS, DEFAULT_RECENT_DAYS, days_holding
+from mlgate.errors import BadInputError, ConfigError, MlgateError
 from mlgate.gates.inputs import DriftData, HoldoutScores
-from mlgate.gates.policy import GatePolicy
+from mlgate.gates.policy import GatePolicy, check_policy_columns
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -96,6 +98,18 @@ def with_served_cutoff(
         return policy, f"policy value {pol.value} (no overlay cut-off for {model} in {env})"
     cut = pol.model_copy(update={"value": served})
     return policy.model_copy(update={"cutoff": cut}), f"overlay {env}: {served}"
+
+
+def recorded_policy(settings: PlatformSettings, model: str, version: str) -> str | None:
+    """The gate policy the version's model config named (`policy:`, recorded at training as the
+    tag `gate_policy`), or None: then config/policies/<model>.yaml or `--policy` applies."""
+    from mlgate.training.registry import connect, resolve_version
+
+    try:
+        tags = resolve_version(connect(settings), model, version).tags
+    except MlgateError:
+        return None  # an unknown version or server is reported by the run itself (exit 2)
+    return tags.get("gate_policy") or None
 
 
 def run_dataset(settings: PlatformSettings, run_id: str) -> DatasetConfig:
@@ -166,13 +180,8 @@ def _holdout_frame(
 
 
 def _protected(dataset: DatasetConfig, frame: pd.DataFrame) -> pd.DataFrame | None:
-    from mlgate.training.train import load_protected
-
-    table = load_protected(dataset)
-    if table is None or dataset.entity_key not in frame.columns:
-        return None
-    joined = frame[[dataset.entity_key]].merge(table, on=dataset.entity_key, how="left")
-    return joined[dataset.protected_attributes].reset_index(drop=True)
+    """`frame`'s protected attributes (derived ones computed in the data layer)."""
+    return protected_groups(dataset, frame, load_protected(dataset))
 
 
 def holdout_scores(
@@ -189,7 +198,13 @@ def holdout_scores(
     if has_declined and dec and dec in frame.columns:
         bank = (frame[dec] == dataset.approved_value).to_numpy()
     amount_col = policy.cost_model.amount_column
-    amount = frame[amount_col].to_numpy(float) if amount_col and amount_col in frame else None
+    if amount_col and amount_col not in frame:
+        # Never a silent constant: the P&L would value every loan at default_amount.
+        raise ConfigError(
+            f"{policy.source_file or 'policy'}: cost_model.amount_column {amount_col!r} is not "
+            f"a column of dataset {dataset.name!r}'s rows"
+        )
+    amount = frame[amount_col].to_numpy(float) if amount_col else None
     early = dataset.early_label
     return HoldoutScores(
         y=pd.to_numeric(frame[dataset.label], errors="coerce").to_numpy(float),
@@ -221,6 +236,8 @@ def collect(
     say(f"loading challenger {model} {challenger}")
     chal = load_scorer(settings, model, challenger)  # unknown version: bad input (exit 2)
     dataset = run_dataset(settings, chal.run_id)
+    check_dataset_columns(policy, dataset)  # a column the policy names must exist: exit 2
+    protected = load_protected(dataset)  # a derivation the data breaks: exit 2, named
     features = dataset.features
     if current is not None:
         current_df: pd.DataFrame | None = read_current(current, features)
@@ -264,20 +281,24 @@ def collect(
                 dataset,
                 chal_pd,
                 champ_pd,
-                _protected(dataset, frame),
+                protected_groups(dataset, frame, protected),
                 eff,
                 has_declined,
             )
+            out.holdout.window = _holdout_window(out.info)
         except Exception as exc:  # noqa: BLE001
             out.why_missing["holdout"] = f"holdout unreadable: {type(exc).__name__}: {exc}"
     try:
         say("loading the drift reference (the exact training set)")
         reference = load_training_set(settings, model, chal.version)
         if current_df is None:
-            current_df, window = recent_applications(settings, dataset, eff.drift.current_days)
+            days, why = gate_window(settings, dataset, eff, "drift")
+            current_df, window = recent_applications(settings, dataset, days)
             out.info["current_window"] = window
+            current_name = f"current window (last {days} days, {why})"
         else:
             out.info["current_window"] = str(current)
+            current_name = f"current window (--current {current})"
         say(f"scoring drift windows: reference {len(reference)}, current {len(current_df)}")
         out.drift = DriftData(
             reference=reference,
@@ -286,6 +307,7 @@ def collect(
             categorical=list(dataset.categorical_features),
             reference_score=chal.predict_pd(reference) if len(reference) else None,
             current_score=chal.predict_pd(current_df) if len(current_df) else None,
+            window=current_name,
         )
         out.info.update(reference_rows=len(reference), current_rows=len(current_df))
     except Exception as exc:  # noqa: BLE001
@@ -295,7 +317,9 @@ def collect(
     try:
         say("scoring the recent applications (fairness of the next decisions)")
         given = current_df if current is not None else None
-        out.recent = _recent_decisions(settings, dataset, eff, chal, champ_scorer, given, out.info)
+        out.recent = _recent_decisions(
+            settings, dataset, eff, chal, champ_scorer, given, out.info, protected
+        )
     except Exception as exc:  # noqa: BLE001 - the holdout's fairness verdict still stands
         out.info["recent_applications"] = f"unavailable: {type(exc).__name__}: {exc}"
     ref_groups = reference_groups(dataset, out.drift.reference if out.drift else None)
@@ -320,15 +344,19 @@ def _recent_decisions(
     champ: Any,
     given: pd.DataFrame | None,
     info: dict[str, Any],
+    protected: pd.DataFrame | None,
 ) -> HoldoutScores | None:
     """The applications both models would decide next, with protected attributes: the
     `--current` file when given, else the newest `fairness.recent_days` days."""
     if given is not None:
         frame = given
         info["recent_window"] = "--current"
+        name = "recent window (--current file)"
     else:
-        frame, window = recent_applications(settings, dataset, policy.fairness.recent_days)
+        days, why = gate_window(settings, dataset, policy, "recent")
+        frame, window = recent_applications(settings, dataset, days)
         info["recent_window"] = window
+        name = f"recent window (last {days} days, {why})"
     info["recent_rows"] = len(frame)
     if not len(frame):
         return None
@@ -336,8 +364,57 @@ def _recent_decisions(
         y=np.full(len(frame), np.nan),
         pd_challenger=chal.predict_pd(frame),
         pd_champion=champ.predict_pd(frame) if champ is not None else None,
-        groups=_protected(dataset, frame),
+        groups=protected_groups(dataset, frame, protected),
+        window=name,
     )
+
+
+def check_dataset_columns(policy: GatePolicy, dataset: DatasetConfig) -> None:
+    """The policy's column fields against the columns the dataset carries (exit 2 if absent)."""
+    from mlgate.features.training_set import output_columns
+
+    check_policy_columns(
+        policy, output_columns(dataset), dataset.protected_attributes, dataset.name
+    )
+
+
+def _holdout_window(info: dict[str, Any]) -> str:
+    span = info.get("holdout_window")
+    if isinstance(span, list) and len(span) == 2:
+        return f"holdout window ({str(span[0])[:10]}..{str(span[1])[:10]})"
+    return "holdout window (stored with the run)"
+
+
+# Which policy field, dataset-config field, default and floor size each gate window.
+_WINDOWS = {
+    "drift": ("drift.current_days", "drift_days", DEFAULT_DRIFT_DAYS, "min_current"),
+    "recent": ("fairness.recent_days", "recent_days", DEFAULT_RECENT_DAYS, "min_recent"),
+}
+
+
+def gate_window(
+    settings: PlatformSettings, dataset: DatasetConfig, policy: GatePolicy, which: str
+) -> tuple[int, str]:
+    """(days, where the length came from) of the drift or recent-applications window: the
+    policy's value, else the dataset config's `windows`, else the default grown until the
+    window holds the policy's floor (a small table is not judged on 30 days of 40 rows)."""
+    policy_field, dataset_field, default, floor_field = _WINDOWS[which]
+    section, _, name = policy_field.partition(".")
+    given = getattr(getattr(policy, section), name)
+    if given:
+        return int(given), f"policy {policy_field}"
+    configured = getattr(dataset.windows, dataset_field)
+    if configured:
+        return int(configured), f"dataset windows.{dataset_field}"
+    from mlgate.features.training_set import _entity_rows
+
+    ts = pd.to_datetime(_entity_rows(settings, dataset)[dataset.event_timestamp], utc=True)
+    if ts.empty:
+        return default, "default"
+    floor = getattr(policy.samples, floor_field)
+    end = ts.max() + pd.Timedelta(microseconds=1)
+    days = days_holding(ts, end, floor, default)
+    return days, "default" if days == default else f"sized to reach samples.{floor_field}"
 
 
 def _champion_drift(

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from mlgate.gates.calibration import calibration_gate
 from mlgate.gates.decisions import choose_cutoffs
@@ -39,6 +42,102 @@ def guarded(name: str, fn: Callable[[], GateResult]) -> GateResult:
     if not isinstance(result, GateResult):
         return GateResult.inconclusive(name, f"gate returned {type(result).__name__}")
     return result
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A window with fewer rows than the policy's floor for a gate."""
+
+    window: str
+    what: str
+    rows: int
+    floor: int
+    field: str
+
+    def reason(self, gate: str) -> str:
+        return (
+            f"{gate}: {self.window} has {self.rows} {self.what}, floor {self.floor} "
+            f"(samples.{self.field})"
+        )
+
+
+def _holdout_floors(h: HoldoutScores, policy: GatePolicy, defaults: bool) -> list[Shortfall]:
+    window = h.window or "holdout window"
+    labelled = int(h.labelled.sum())
+    s = policy.samples
+    out = [Shortfall(window, "labelled rows", labelled, s.min_labelled, "min_labelled")]
+    if defaults:
+        n_def = int(np.nansum(h.y[h.labelled] == 1))
+        out.append(Shortfall(window, "defaults", n_def, s.min_defaults, "min_defaults"))
+    return out
+
+
+def sample_floors(
+    name: str,
+    holdout: HoldoutScores | None,
+    drift: DriftData | None,
+    recent: HoldoutScores | None,
+    policy: GatePolicy,
+) -> list[Shortfall]:
+    """Each window a gate judges, with its rows and floor, and only those below the floor.
+
+    The gates check their own minimums; this names the window (which days, which months) so a
+    reason says what to widen: "fairness: recent window (last 90 days) has 37 rows, floor 200".
+    A gate is registered here by name with the windows it reads.
+    """
+    s = policy.samples
+    checks: list[Shortfall] = []
+    if holdout is not None and name in ("performance", "calibration", "pnl"):
+        checks += _holdout_floors(holdout, policy, defaults=name != "pnl")
+    if drift is not None and name == "drift":
+        checks.append(
+            Shortfall(
+                "drift reference (the challenger's training set)",
+                "rows",
+                len(drift.reference),
+                s.min_reference,
+                "min_reference",
+            )
+        )
+        checks.append(
+            Shortfall(
+                drift.window or "current window",
+                "rows",
+                len(drift.current),
+                s.min_current,
+                "min_current",
+            )
+        )
+    if recent is not None and name == "fairness":
+        window = recent.window or "recent window"
+        checks.append(Shortfall(window, "rows", len(recent), s.min_recent, "min_recent"))
+    return [c for c in checks if c.rows < c.floor]
+
+
+def with_floors(result: GateResult, short: list[Shortfall]) -> GateResult:
+    """Name the windows below their floors in the result; a PASS on too few rows is
+    INCONCLUSIVE (fail closed), a FAIL stands (the rows there were enough to show a problem)."""
+    if not short:
+        return result
+    lines = [s.reason(result.name) for s in short]
+    status = GateStatus.INCONCLUSIVE if result.status == GateStatus.PASS else result.status
+    summary = result.summary
+    if status == GateStatus.INCONCLUSIVE:
+        summary = "; ".join(lines)
+    details = {
+        **result.details,
+        "sample_floors": [
+            {"window": s.window, "what": s.what, "rows": s.rows, "floor": s.floor} for s in short
+        ],
+    }
+    return result.model_copy(
+        update={
+            "status": status,
+            "summary": summary,
+            "reasons": lines + [r for r in result.reasons if r not in lines],
+            "details": details,
+        }
+    )
 
 
 def gate_functions(
@@ -119,6 +218,7 @@ def run_gates(
         if on_gate:
             on_gate(name)
         res = guarded(name, fns[name])
+        res = with_floors(res, sample_floors(name, holdout, drift, recent, eff))
         configured_blocking = getattr(eff, name).blocking
         res.blocking = bool(configured_blocking and enforced)
         results.append(res)

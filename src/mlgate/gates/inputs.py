@@ -28,6 +28,7 @@ class HoldoutScores:
     order: np.ndarray | None = None  # application time (sortable), for the validation window
     groups: pd.DataFrame | None = None  # protected attributes, row-aligned; never features
     early: np.ndarray | None = None  # early-delinquency proxy label
+    window: str | None = None  # which window these rows are, for reasons ("recent window ...")
     # group sizes per protected attribute in the reference (training) population: a group
     # it holds must show up, at the floor, in this window (fairness fails closed otherwise)
     reference_groups: dict[str, dict[str, int]] | None = None
@@ -71,3 +72,4 @@ class DriftData:
     champion_reference: pd.DataFrame | None = None
     champion_reference_score: np.ndarray | None = None
     champion_current_score: np.ndarray | None = None
+    window: str | None = None  # the current window, for reasons ("current window (last 30 days)")

@@ -34,6 +34,9 @@ class SampleSizes(_Strict):
     min_defaults: int = Field(30, ge=1, description="defaults among them")
     min_reference: int = Field(1000, ge=1, description="drift reference rows")
     min_current: int = Field(1000, ge=1, description="drift current-window rows")
+    min_recent: int = Field(
+        200, ge=1, description="recent applications judged for the fairness of next decisions"
+    )
 
 
 class Floors(_Strict):
@@ -71,8 +74,11 @@ class DriftPolicy(_Strict):
     )
     n_bins: int = Field(10, ge=2, le=100, description="PSI bins: reference deciles")
     evidently_sample: int = Field(50_000, ge=100, description="rows per side in the HTML report")
-    current_days: int = Field(
-        30, ge=1, description="default current window: the newest N days of applications"
+    current_days: int | None = Field(
+        None,
+        ge=1,
+        description="current window: the newest N days of applications (None: the dataset "
+        "config's windows.drift_days, else sized from the data: 30 days or longer)",
     )
     relative_to_champion: bool = Field(
         True,
@@ -103,11 +109,12 @@ class FairnessPolicy(_Strict):
         description="share of rows allowed without a protected value (failed join); above: "
         "INCONCLUSIVE, since the unjoined rows could hide any group's decisions",
     )
-    recent_days: int = Field(
-        90,
+    recent_days: int | None = Field(
+        None,
         ge=1,
         description="also judged on the newest N days of applications (approval rates need no "
-        "outcome); long enough that a 2-point tolerance is not sampling noise in small groups",
+        "outcome); long enough that a 2-point tolerance is not sampling noise in small groups. "
+        "None: the dataset config's windows.recent_days, else sized from the data (>= 90 days)",
     )
 
 
@@ -282,11 +289,65 @@ def load_policy(path: str | Path) -> GatePolicy:
     return policy
 
 
-def policy_path_for(model: str, explicit: str | Path | None = None) -> Path:
-    """`--policy` if given, else config/policies/<model>.yaml, else credit_risk.yaml."""
-    if explicit:
-        return Path(explicit)
-    for cand in (DEFAULT_POLICY_DIR / f"{model}.yaml", DEFAULT_POLICY_DIR / "credit_risk.yaml"):
-        if cand.is_file():
-            return cand
-    raise ConfigError(f"no gate policy for model {model!r}: pass --policy FILE")
+def policy_path_for(
+    model: str, explicit: str | Path | None = None, named: str | Path | None = None
+) -> Path:
+    """`--policy` if given, else the policy the model config names (`policy:`), else
+    config/policies/<model>.yaml. A model never borrows another model's policy: thresholds,
+    floors and the cost model are signed off per model, so none found is bad input."""
+    for chosen in (explicit, named):
+        if chosen:
+            return Path(chosen)
+    own = DEFAULT_POLICY_DIR / f"{model}.yaml"
+    if own.is_file():
+        return own
+    raise ConfigError(
+        f"no gate policy for model {model!r}: {own} not found; pass --policy FILE or name one "
+        "in the model config (policy: FILE); another model's policy is never used"
+    )
+
+
+def named_columns(policy: GatePolicy) -> list[tuple[str, str, str]]:
+    """(field, column, kind) for every dataset column the policy names, in every environment.
+
+    kind "column": a column the dataset carries into training sets and holdouts;
+    "protected": one of the dataset's protected attributes (derived ones included).
+    A new policy field that names a column is registered here, so it is checked too.
+    """
+
+    def fields(p: GatePolicy) -> list[tuple[str, str, str]]:
+        out = []
+        if p.cost_model.amount_column:
+            out.append(("cost_model.amount_column", p.cost_model.amount_column, "column"))
+        out += [("fairness.attributes", a, "protected") for a in p.fairness.attributes or []]
+        return out
+
+    found = fields(policy)
+    for env in policy.environments:  # an override may name another column
+        prefix = f"environments.{env}.overrides."
+        found += [
+            (prefix + f, c, k) for f, c, k in fields(policy.for_env(env)) if (f, c, k) not in found
+        ]
+    return list(dict.fromkeys(found))
+
+
+def check_policy_columns(
+    policy: GatePolicy, columns: list[str], protected: list[str], dataset: str
+) -> None:
+    """Every column the policy names must exist in the dataset: a missing amount column would
+    otherwise value every loan at `default_amount`, a missing attribute would drop a group
+    check. Bad input naming the policy file, each field and column."""
+    problems = []
+    for field, column, kind in named_columns(policy):
+        known = protected if kind == "protected" else columns
+        if column not in known:
+            what = "protected attribute" if kind == "protected" else "column"
+            problems.append(
+                f"{field}: {what} {column!r} is not in dataset {dataset!r} "
+                f"(its {what}s: {', '.join(known) or 'none'})"
+            )
+    if problems:
+        raise ConfigError(
+            f"{policy.source_file or 'policy'}: names column(s) dataset {dataset!r} lacks",
+            problems=problems,
+        )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlgate.config import PlatformSettings
-from mlgate.gates.collect import collect, log_to_mlflow, with_served_cutoff
+from mlgate.gates.collect import collect, log_to_mlflow, recorded_policy, with_served_cutoff
 from mlgate.gates.evaluate import run_gates
 from mlgate.gates.policy import load_policy, policy_path_for
 from mlgate.gates.report import write_report
@@ -37,7 +37,8 @@ def run_gates_for_model(
     say: Callable[[str], None] | None = None,
 ) -> tuple[GateReport, dict[str, Path]]:
     say = say or (lambda _m: None)
-    policy = load_policy(policy_path_for(model, policy_file))  # bad policy: exit 2, first
+    named = None if policy_file else recorded_policy(settings, model, challenger)
+    policy = load_policy(policy_path_for(model, policy_file, named))  # bad policy: exit 2, first
     policy.for_env(env)  # unknown environment: exit 2 before any work
     if report_dir:
         check_replaceable(report_dir)  # a folder it may not replace: exit 2 before any work

@@ -42,9 +42,13 @@ class _Strict(BaseModel):
 class SplitConfig(_Strict):
     """Out-of-time windows, counted back from the newest matured application."""
 
-    holdout_months: int = Field(3, ge=1, description="newest matured window, never trained on")
-    validation_months: int = Field(
-        2, ge=1, description="window before the holdout: fits the calibration map"
+    # None: the dataset config's `windows`, else sized from the data (mlgate.data.windows):
+    # 3 and 2 months, longer when that holds fewer than `min_rows`.
+    holdout_months: int | None = Field(
+        None, ge=1, description="newest matured window, never trained on"
+    )
+    validation_months: int | None = Field(
+        None, ge=1, description="window before the holdout: fits the calibration map"
     )
     min_rows: int = Field(200, ge=10, description="per window; fewer -> bad input")
 
@@ -70,6 +74,8 @@ class ModelConfig(_Strict):
     seed: int = 7
     cutoff: float = Field(0.15, gt=0, lt=1, description="decline when PD >= cutoff")
     reason_codes: ReasonCodeConfig = Field(default_factory=ReasonCodeConfig)
+    # The gate policy of this model (relative to this file); default config/policies/<name>.yaml.
+    policy: str | None = None
     source_file: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -92,6 +98,15 @@ class ModelConfig(_Strict):
             if (base / p).exists():
                 return (base / p).resolve()
         return (bases[0] / p).resolve()
+
+    def policy_path(self) -> Path | None:
+        """The policy this config names, resolved like `dataset`; None when it names none."""
+        if not self.policy:
+            return None
+        p = Path(self.policy).expanduser()
+        if not p.is_absolute() and self.source_file:
+            p = Path(self.source_file).resolve().parent / p
+        return p.resolve()
 
 
 def load_model_config(path: str | Path) -> ModelConfig:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,9 @@ from pydantic import BaseModel
 from mlgate.config import REPO_ROOT, PlatformSettings, parse_model
 from mlgate.data import schema
 from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
-from mlgate.data.fingerprint import fingerprint, read_table
-from mlgate.data.sources import with_workspace
+from mlgate.data.fingerprint import fingerprint
+from mlgate.data.protected import load_protected, protected_groups
+from mlgate.data.sources import check_source_columns, with_workspace
 from mlgate.errors import BadInputError, MlgateError
 from mlgate.training.evaluate import Evaluation, Metrics, evaluate
 from mlgate.training.model_card import GroupRates, ModelCardData, fairness_table
@@ -80,28 +80,6 @@ def feast_lineage(dataset: DatasetConfig) -> tuple[str, list[str]]:
     return feature_service_name(dataset), views
 
 
-def load_protected(dataset: DatasetConfig) -> pd.DataFrame | None:
-    """Protected attributes keyed by the entity key (never model inputs), or None if absent."""
-    if not dataset.protected_attributes:
-        return None
-    if dataset.protected_path:
-        raw = Path(dataset.protected_path)
-        if dataset.resolved_format == "synthetic" and not raw.is_absolute():
-            path = dataset.resolve_path() / raw
-        else:
-            path = dataset.resolve_path(dataset.protected_path)
-    else:
-        path = dataset.resolve_path()
-    if not path.is_file():
-        return None
-    cols = [dataset.entity_key, *dataset.protected_attributes]
-    table = read_table(path).to_pandas()
-    missing = [c for c in cols if c not in table.columns]
-    if missing:
-        raise BadInputError(f"{path}: protected-attribute column(s) {missing} missing")
-    return table[cols].drop_duplicates(dataset.entity_key, keep="last")
-
-
 def dataset_fingerprint(dataset: DatasetConfig) -> str:
     path = dataset.resolve_path()
     if not path.exists():
@@ -142,7 +120,8 @@ class Fitted:
     @property
     def key_columns(self) -> list[str]:
         ds = self.dataset
-        return [c for c in (ds.row_key, ds.entity_key, ds.event_timestamp) if c]
+        # row_key may equal entity_key (a table with no customer id): each column once.
+        return list(dict.fromkeys(c for c in (ds.row_key, ds.entity_key, ds.event_timestamp) if c))
 
     def params_to_log(self) -> dict[str, Any]:
         cfg = self.model_cfg
@@ -154,8 +133,8 @@ class Fitted:
                 "calibration": cfg.calibration,
                 "seed": cfg.seed,
                 "cutoff": cfg.cutoff,
-                "holdout_months": cfg.split.holdout_months,
-                "validation_months": cfg.split.validation_months,
+                "holdout_months": self.split.windows.holdout_months,
+                "validation_months": self.split.windows.validation_months,
                 "reason_code_reference": cfg.reason_codes.reference,
                 "dataset": self.dataset.name,
                 "data_fingerprint": self.data_fingerprint,
@@ -206,11 +185,15 @@ class Fitted:
             "windows": self.split.windows.model_dump_json(),
             "event_timestamp_column": self.dataset.event_timestamp,
             "algorithm": self.model_cfg.algorithm,
+            **({"gate_policy": str(p)} if (p := self.model_cfg.policy_path()) else {}),
         }
 
     def card_data(self, version: str | None = None, run_id: str | None = None) -> ModelCardData:
         cfg, ds = self.model_cfg, self.dataset
-        policy = POLICY_DIR / f"{cfg.name}.yaml"
+        policy = cfg.policy_path() or POLICY_DIR / f"{cfg.name}.yaml"
+        shown = (
+            str(policy.relative_to(REPO_ROOT)) if policy.is_relative_to(REPO_ROOT) else str(policy)
+        )
         return ModelCardData(
             model=cfg.name,
             version=version,
@@ -241,7 +224,7 @@ class Fitted:
             fairness=self.fairness,
             fairness_note=self.fairness_note,
             reason_code_method=self.reason_code_method,
-            monitoring_policy_path=str(policy.relative_to(REPO_ROOT)) if policy.is_file() else None,
+            monitoring_policy_path=shown if policy.is_file() else None,
             monitoring_policy_yaml=policy.read_text() if policy.is_file() else None,
         )
 
@@ -273,7 +256,9 @@ def fit_and_evaluate(
         raise BadInputError(f"training set of {dataset.name!r}: missing column(s) {missing}")
     df = canonical(training_set, dataset)
     ts_fp = fingerprint(df).sha256
-    split = out_of_time_split(df, dataset.event_timestamp, dataset.label, model_cfg.split)
+    split = out_of_time_split(
+        df, dataset.event_timestamp, dataset.label, model_cfg.split, sizes=dataset.windows
+    )
     say(
         f"out-of-time split: train {split.windows.train_rows}, calibration "
         f"{split.windows.validation_rows}, holdout {split.windows.holdout_rows} rows"
@@ -307,12 +292,14 @@ def fit_and_evaluate(
     val_auc = float(roc_auc_score(y_val, python_model.logit(split.validation)))
     fairness: list[GroupRates] = []
     note = ""
-    if protected is not None:
-        joined = split.holdout[[dataset.entity_key]].merge(
-            protected, on=dataset.entity_key, how="left"
-        )
+    groups = protected_groups(dataset, split.holdout, protected)
+    if groups is not None:
         fairness = fairness_table(
-            y_hold, holdout_pd, model_cfg.cutoff, joined[dataset.protected_attributes]
+            y_hold,
+            holdout_pd,
+            model_cfg.cutoff,
+            groups,
+            reference=protected_groups(dataset, split.train, protected),  # groups it must hold
         )
     else:
         note = "Protected attributes are not available for this dataset: no group rates."
@@ -420,6 +407,12 @@ def train_model(
     connect(settings)
     say = progress or (lambda _msg: None)
     dataset = with_workspace(load_dataset_config(model_cfg.dataset_path()), settings)
+    policy = model_cfg.policy_path()
+    if policy is not None and not policy.is_file():
+        raise BadInputError(
+            f"{model_cfg.source_file or model_cfg.name}: policy: {policy} not found"
+        )
+    check_source_columns(dataset)  # a misspelt label: exit 2 naming it, not an empty set
     say(f"building the training set of {dataset.name!r} through Feast")
     t0 = time.perf_counter()
     data_fp = dataset_fingerprint(dataset)
