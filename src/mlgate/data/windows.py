@@ -62,15 +62,23 @@ def split_months(
     return (h, c) if ok else fallback
 
 
-def days_holding(ts: pd.Series, end: pd.Timestamp, floor: int, default: int) -> int:
+def days_holding(
+    ts: pd.Series,
+    end: pd.Timestamp,
+    floor: int,
+    default: int,
+    not_before: pd.Timestamp | None = None,
+) -> int:
     """The shortest window of `default` x 2^k days ending at `end` with at least `floor` rows;
-    the whole history when even that is short of the floor."""
+    the whole history (from `not_before`, e.g. the end of a model's training data, which a
+    drift window must not reach into) when even that is short of the floor."""
     utc = pd.to_datetime(ts, utc=True)
     utc = utc[utc < end]
     if not len(utc):
         return default
-    span_days = int((end - utc.min()) / pd.Timedelta(days=1)) + 1
+    start = utc.min() if not_before is None else max(utc.min(), not_before)
+    span_days = max(int((end - start) / pd.Timedelta(days=1)), 1)
     days = default
     while days < span_days and int((utc >= end - pd.Timedelta(days=days)).sum()) < floor:
         days *= 2
-    return min(days, max(span_days, default))
+    return default if span_days <= default else min(days, span_days)

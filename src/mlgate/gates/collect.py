@@ -292,7 +292,9 @@ def collect(
         say("loading the drift reference (the exact training set)")
         reference = load_training_set(settings, model, chal.version)
         if current_df is None:
-            days, why = gate_window(settings, dataset, eff, "drift")
+            days, why = gate_window(
+                settings, dataset, eff, "drift", not_before=training_end(settings, model, chal)
+            )
             current_df, window = recent_applications(settings, dataset, days)
             out.info["current_window"] = window
             current_name = f"current window (last {days} days, {why})"
@@ -392,12 +394,30 @@ _WINDOWS = {
 }
 
 
+def training_end(settings: PlatformSettings, model: str, scorer: Any) -> pd.Timestamp | None:
+    """Where the version's training window ends (its calibration window starts), or None."""
+    from mlgate.training.registry import connect, resolve_version
+    from mlgate.training.split import SplitWindows
+
+    try:
+        tags = resolve_version(connect(settings), model, scorer.version).tags
+        return pd.Timestamp(SplitWindows.model_validate_json(tags["windows"]).validation_start)
+    except (MlgateError, KeyError, ValueError):
+        return None
+
+
 def gate_window(
-    settings: PlatformSettings, dataset: DatasetConfig, policy: GatePolicy, which: str
+    settings: PlatformSettings,
+    dataset: DatasetConfig,
+    policy: GatePolicy,
+    which: str,
+    not_before: pd.Timestamp | None = None,
 ) -> tuple[int, str]:
     """(days, where the length came from) of the drift or recent-applications window: the
     policy's value, else the dataset config's `windows`, else the default grown until the
-    window holds the policy's floor (a small table is not judged on 30 days of 40 rows)."""
+    window holds the policy's floor (a small table is not judged on 30 days of 40 rows), never
+    back past `not_before` (drift: a current window reaching into the training rows would
+    compare the reference with itself)."""
     policy_field, dataset_field, default, floor_field = _WINDOWS[which]
     section, _, name = policy_field.partition(".")
     given = getattr(getattr(policy, section), name)
@@ -413,7 +433,7 @@ def gate_window(
         return default, "default"
     floor = getattr(policy.samples, floor_field)
     end = ts.max() + pd.Timedelta(microseconds=1)
-    days = days_holding(ts, end, floor, default)
+    days = days_holding(ts, end, floor, default, not_before)
     return days, "default" if days == default else f"sized to reach samples.{floor_field}"
 
 
