@@ -8,7 +8,14 @@ Measured on loopback, sequential single-row requests (what a credit decision is)
 - seldon-core 1.18.2's Python microservice (own venv .venv-tools/seldon: it needs numpy<2 and
   protobuf<4) serving the same logistic-regression coefficients re-created there in numpy.
 
-Target (issue 5): p99 under 10 ms for single rows, throughput at least seldon-core's.
+Target (issues 5 and 13): with the serving contract switched on, p99 under 10 ms for single
+rows and throughput at least seldon-core's. The runtime is measured twice side by side: as
+served (contract on) and as a bench-only subclass with row validation off, so the difference
+is the contract's cost. The limits section sends a 200,000-row request (refused with 413 at the
+door) and a 10,000-row one (the row cap, scored), reading the server's RSS before and after.
+
+The seldon-core peer's venv is created when missing (python3.11 -m venv + pip install), so a
+fresh clone measures it instead of reporting an error.
 Writes bench/results/serving.json.  Run: .venv/bin/python bench/serving.py [--n 2000] [--image]
 """
 
@@ -42,7 +49,24 @@ from mlgate.training.fastpath import LinearFastPath  # noqa: E402
 
 NUMERIC = ["income", "debt_to_income", "utilization", "months_on_book"]
 CATEGORICAL = ["loan_purpose"]
+# The bench dataset's plausible ranges: the serving contract checks every request against them.
+RANGES = {
+    "income": {"min": 0, "min_exclusive": True, "max": 1e8},
+    "debt_to_income": {"min": 0, "max": 100},
+    "utilization": {"min": 0, "max": 100},
+    "months_on_book": {"min": 0, "max": 1200},
+}
 SELDON_VENV = ROOT / ".venv-tools" / "seldon"
+SELDON_PINS = ["seldon-core==1.18.2", "setuptools<81", "numpy<2"]
+UNCHECKED = """
+from mlgate.serving.runtime import CreditRiskRuntime
+
+
+class UncheckedRuntime(CreditRiskRuntime):
+    \"\"\"The benchmark's baseline: the runtime with row validation off (never deployed).\"\"\"
+
+    validate_rows = False
+"""
 
 
 def synthetic(n: int, seed: int = 11) -> tuple[pd.DataFrame, np.ndarray]:
@@ -108,8 +132,14 @@ def register(ws: Path, df: pd.DataFrame, y: np.ndarray) -> tuple[Any, str, Any]:
     mlflow.set_tracking_uri(os.environ["MLGATE_MLFLOW__TRACKING_URI"])
     mlflow.set_experiment("bench")
     x = df[NUMERIC + CATEGORICAL]
+    dataset = {
+        "name": "bench", "path": "bench.parquet", "entity_key": "applicant_id",
+        "event_timestamp": "ts", "label": "y", "numeric_features": NUMERIC,
+        "categorical_features": CATEGORICAL, "validation": {"ranges": RANGES},
+    }  # fmt: skip
     with mlflow.start_run():
         mlflow.set_tags({"data_fingerprint": "sha256:bench", "git_commit": "bench"})
+        mlflow.log_dict(dataset, "config/dataset_config.json")  # what serving_ranges reads
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=wrapped,
@@ -168,6 +198,57 @@ def bench_server(url: str, model: str, rows: pd.DataFrame, n: int, batch: pd.Dat
         "requests": reps,
         "rows_per_s": round(reps * len(batch) / wall, 1),
     }
+    return out
+
+
+def paired(on: str, off: str, rows: pd.DataFrame, n: int, batch: pd.DataFrame) -> dict:
+    """Contract on vs off, request by request alternately, so both see the same machine load."""
+    session = requests.Session()
+    bodies = [client.v2_request(rows.iloc[[i]]) for i in range(min(len(rows), 200))]
+    lat: dict[str, list[float]] = {"on": [], "off": []}
+    for i in range(n + 50):
+        for name, url in (("on", on), ("off", off)):
+            t = time.perf_counter()
+            session.post(f"{url}/v2/models/credit_risk/infer", json=bodies[i % len(bodies)],
+                         timeout=10).raise_for_status()  # fmt: skip
+            if i >= 50:  # warm-up
+                lat[name].append(time.perf_counter() - t)
+    out: dict[str, Any] = {k: stats(v, sum(v)) for k, v in lat.items()}
+    body = client.v2_request(batch)
+    for name, url in (("on", on), ("off", off), ("on", on), ("off", off)):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            session.post(f"{url}/v2/models/credit_risk/infer", json=body, timeout=60)
+        rate = 5 * len(batch) / (time.perf_counter() - t0)
+        out[f"batch_rows_per_s_{name}"] = max(out.get(f"batch_rows_per_s_{name}", 0), round(rate))
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def limits(url: str, model: str, pid: int, rows: pd.DataFrame) -> dict[str, Any]:
+    """A 200,000-row request (refused at the door) and a 10,000-row one (the cap), with RSS."""
+    session = requests.Session()
+    out: dict[str, Any] = {}
+    for name, n in (("rows_200000", 200_000), ("rows_10000", 10_000)):
+        frame = rows.iloc[np.arange(n) % len(rows)].reset_index(drop=True)
+        body = json.dumps(client.v2_request(frame)).encode()
+        before = _rss_mb(pid)
+        t0 = time.perf_counter()
+        r = session.post(f"{url}/v2/models/{model}/infer", data=body, timeout=300,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+        out[name] = {
+            "body_mb": round(len(body) / 2**20, 1),
+            "status": r.status_code,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "rss_before_mb": before,
+            "rss_after_mb": _rss_mb(pid),
+        }
     return out
 
 
@@ -260,11 +341,35 @@ def export_coefficients(pd_model: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def ensure_seldon_venv() -> str | None:
+    """Create the seldon-core peer's own venv when missing; an error message, or None.
+
+    It needs numpy<2 and protobuf<4, which the project's environment cannot hold, hence a venv
+    of its own (created from python3.11, as the project's).
+    """
+    exe = SELDON_VENV / "bin" / "seldon-core-microservice"
+    if exe.exists():
+        return None
+    import shutil
+
+    python = shutil.which("python3.11") or sys.executable
+    print(f"creating {SELDON_VENV} ({' '.join(SELDON_PINS)}) ...", file=sys.stderr)
+    steps = [
+        [python, "-m", "venv", "--clear", str(SELDON_VENV)],
+        [str(SELDON_VENV / "bin" / "pip"), "install", "--quiet", *SELDON_PINS],
+    ]
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-800:]}"
+    return None if exe.exists() else f"{exe} missing after installing {SELDON_PINS}"
+
+
 def seldon(tmp: Path, pd_model: Any, rows: pd.DataFrame, n: int) -> dict:
     exe = SELDON_VENV / "bin" / "seldon-core-microservice"
-    if not exe.exists():
-        return {"error": f"{exe} missing: python3.11 -m venv {SELDON_VENV} && "
-                         f"{SELDON_VENV}/bin/pip install seldon-core==1.18.2 'setuptools<81' 'numpy<2'"}  # fmt: skip
+    error = ensure_seldon_venv()
+    if error:
+        return {"error": error}
     d = tmp / "seldon"
     d.mkdir()
     (d / "LRModel.py").write_text(SELDON_MODEL)
@@ -375,15 +480,49 @@ def main() -> None:
     t0 = time.perf_counter()
     pd_model.predict_pd(batch)
     results["floor_batch_rows_per_s"] = round(len(batch) / (time.perf_counter() - t0), 1)
+    from mlgate.serving.contract import check_rows, feature_rules
+    from mlgate.serving.runtime import read_ranges
+
+    rules = feature_rules(pd_model, read_ranges({"ranges": RANGES}))
+    results["in_process_contract_check_single_row"] = loop(
+        lambda i: check_rows(cols[i % len(cols)], rules, 0.25), args.n
+    )
     with serving(settings, "credit_risk", version, cutoff=0.15) as srv:
         results["mlgate_runtime_mlserver"] = bench_server(
             srv.url, "credit_risk", rows, args.n, batch
         )
+        results["limits"] = limits(srv.url, "credit_risk", srv.pid, rows)
+    (tmp / "unchecked").mkdir()
+    (tmp / "unchecked" / "mlgate_bench_unchecked.py").write_text(UNCHECKED)
+    pythonpath = os.pathsep.join(
+        p for p in (str(tmp / "unchecked"), os.environ.get("PYTHONPATH")) if p
+    )
+    with serving(
+        settings, "credit_risk", version, cutoff=0.15,
+        implementation="mlgate_bench_unchecked.UncheckedRuntime", env={"PYTHONPATH": pythonpath},
+    ) as off, serving(settings, "credit_risk", version, cutoff=0.15) as on:  # fmt: skip
+        results["mlgate_runtime_mlserver_validation_off"] = bench_server(
+            off.url, "credit_risk", rows, args.n, batch
+        )
+        results["validation_on_off_interleaved"] = paired(on.url, off.url, rows, args.n, batch)
     results["mlserver_stock_sklearn_joblib"] = stock_sklearn(tmp, pd_model, rows, args.n)
     results["seldon_core_1_18_2_microservice"] = seldon(tmp, pd_model, rows, args.n)
     if args.image:
         results["mlgate_image_server"] = image_server(settings, version, rows, args.n, batch)
     mine = results["mlgate_runtime_mlserver"]["single_row_requests"]
+    pair = results["validation_on_off_interleaved"]
+    results["validation_cost"] = {  # from the interleaved run: same load on both sides
+        "single_row_mean_ms": round(pair["on"]["mean_ms"] - pair["off"]["mean_ms"], 3),
+        "single_row_p50_ms": round(pair["on"]["p50_ms"] - pair["off"]["p50_ms"], 3),
+        "single_row_p99_ms": round(pair["on"]["p99_ms"] - pair["off"]["p99_ms"], 3),
+        "batch_rows_per_s_ratio": round(
+            pair["batch_rows_per_s_on"] / pair["batch_rows_per_s_off"], 3
+        ),
+        "in_process_check_single_row_ms": results["in_process_contract_check_single_row"][
+            "mean_ms"
+        ],
+    }
+    results["load_average"] = [round(v, 2) for v in os.getloadavg()]
     peer = results["seldon_core_1_18_2_microservice"].get("single_row_requests", {})
     results["targets"] = {
         "p99_under_10ms": mine["p99_ms"] < 10,

@@ -41,7 +41,8 @@ def test_model_server_containerfile_installs_locked_wheels_only_and_runs_non_roo
     assert 'io.mlgate.git.commit="a\\"b"' in text  # label values are quoted
     assert 'org.opencontainers.image.created="${CREATED}"' in text
     assert text.rstrip().endswith(
-        'ENTRYPOINT ["/opt/mlgate/venv/bin/mlserver", "start", "/opt/mlgate/mlserver"]'
+        'ENTRYPOINT ["/opt/mlgate/venv/bin/python", "-m", "mlgate.serving.launch", "start", '
+        '"/opt/mlgate/mlserver"]'
     )
 
 

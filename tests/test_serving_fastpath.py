@@ -127,12 +127,14 @@ def test_tree_models_keep_the_sklearn_path() -> None:
 def _runtime(model: PDModel, fast: bool):  # type: ignore[no-untyped-def]
     from mlserver.settings import ModelSettings
 
+    from mlgate.serving.contract import ServingSettings, feature_rules
     from mlgate.serving.runtime import CreditRiskRuntime
     from mlgate.training.pyfunc import CreditRiskModel
 
     rt = CreditRiskRuntime(ModelSettings(name="credit_risk", implementation=CreditRiskRuntime))
     rt._model = CreditRiskModel(model, model_name="credit_risk", cutoff=0.15)
     rt._features = list(rt._model.features)
+    rt._rules, rt._limits = feature_rules(model, {}), ServingSettings(max_missing_share=0.5)
     rt._model_version, rt._top_k, rt._cutoff, rt._feast = "7", 4, 0.15, None
     rt._fast = LinearFastPath.from_model(model) if fast else None
     return rt
@@ -145,7 +147,7 @@ def test_runtime_fast_path_answers_like_the_sklearn_path() -> None:
     from mlserver.types import InferenceRequest
 
     from mlgate.serving import client
-    from mlgate.serving.runtime import BadRequest, _flat_columns
+    from mlgate.serving.runtime import BadRequest
 
     model = _fit("sigmoid")
     fast, slow = _runtime(model, fast=True), _runtime(model, fast=False)
@@ -156,17 +158,23 @@ def test_runtime_fast_path_answers_like_the_sklearn_path() -> None:
     try:
         for df in requests:
             req = InferenceRequest.model_validate(client.v2_request(df))
-            assert _flat_columns(req, fast._features) is not None  # really the direct decoder
             a, b = (
                 {o.name: o.data.root for o in loop.run_until_complete(rt.predict(req)).outputs}
                 for rt in (fast, slow)
             )
-            np.testing.assert_allclose(a["pd"], b["pd"], rtol=0, atol=1e-12)
+            # unseen categories ("boat", "castle") are referred by both paths: no PD
+            assert [p is None for p in a["pd"]] == [p is None for p in b["pd"]]
+            np.testing.assert_allclose(
+                [p for p in a["pd"] if p is not None], [p for p in b["pd"] if p is not None],
+                rtol=0, atol=1e-12,
+            )  # fmt: skip
             assert a["decision"] == b["decision"] and a["model_version"] == ["7"] * len(df)
             codes = [
                 [[c["code"] for c in json.loads(r)] for r in out["reason_codes"]] for out in (a, b)
             ]
             assert codes[0] == codes[1]
+        referred = sum(p is None for p in a["pd"])
+        assert 0 < referred < len(rows)  # the batch held unseen categories and scored the rest
         bad = client.v2_request(rows.head(1).assign(income="lots"))
         with pytest.raises(BadRequest, match="income"):
             loop.run_until_complete(fast.predict(InferenceRequest.model_validate(bad)))
@@ -174,27 +182,29 @@ def test_runtime_fast_path_answers_like_the_sklearn_path() -> None:
         loop.close()
 
 
-def test_runtime_keyed_requests_take_the_pandas_decoder_and_still_score_fast() -> None:
-    """A request completed from the online store (here: a stand-in lookup) scores the same."""
+def test_runtime_keyed_requests_are_completed_from_the_store_and_score_the_same() -> None:
+    """A request completed from the online store (here: a stand-in lookup) scores the same;
+    values the store lacks (NaN) count as missing, not as non-finite input."""
     import asyncio
 
     from mlserver.types import InferenceRequest
 
     from mlgate.serving import client
-    from mlgate.serving.runtime import _flat_columns
 
     model = _fit("sigmoid")
     rt = _runtime(model, fast=True)
     rows = _scoring_rows().head(5).reset_index(drop=True)
+    rows["loan_purpose"] = "car"  # known categories: every row is scored
+    rows.loc[rows["housing"].isin(["castle"]), "housing"] = "own"
+    rows.loc[0, "income"] = np.nan  # the store has no income for this applicant
     stored = rows[["income", "housing"]]
-    rt._lookup = lambda df, at: df.reset_index(drop=True).assign(  # type: ignore[method-assign]
-        income=stored["income"].to_numpy(), housing=stored["housing"].astype("string")
+    rt._lookup = lambda keys, at: stored.assign(  # type: ignore[method-assign]
+        housing=stored["housing"].astype("string")
     )
     keyed = rows.drop(columns=["income", "housing"]).assign(
         applicant_id=[f"A{i}" for i in range(5)]
     )
     req = InferenceRequest.model_validate(client.v2_request(keyed))
-    assert _flat_columns(req, rt._features) is None
     loop = asyncio.new_event_loop()
     try:
         out = {o.name: o.data.root for o in loop.run_until_complete(rt.predict(req)).outputs}

@@ -24,6 +24,7 @@ def test_cutoff_must_come_from_the_environment_and_be_a_probability(raw) -> None
 def test_decision_declines_at_and_above_the_cutoff() -> None:
     assert read_cutoff({"MLGATE_CUTOFF": " 0.15 "}) == 0.15
     assert decide(np.array([0.1499, 0.15, 0.9]), 0.15) == ["approve", "decline", "decline"]
+    assert decide(np.array([np.nan]), 0.15) == ["refer"]  # NaN >= cut-off is False: not approve
 
 
 def test_v2_request_encodes_one_typed_input_per_column() -> None:
@@ -70,9 +71,14 @@ def test_application_is_a_json_object(tmp_path) -> None:
 
 
 def test_model_repository_without_server_settings_leaves_ports_to_the_environment(tmp_path) -> None:
-    model_repository(tmp_path, model="credit_risk", version="7", model_uri="/opt/mlgate/model")
+    model_repository(
+        tmp_path, model="credit_risk", version="7", model_uri="/opt/mlgate/model",
+        ranges={"payment_score": {"min": 0.0, "max": 100.0}},
+    )  # fmt: skip
     assert not (tmp_path / "settings.json").exists()
     ms = json.loads((tmp_path / "credit_risk" / "model-settings.json").read_text())
     assert ms["implementation"] == "mlgate.serving.runtime.CreditRiskRuntime"
     assert ms["parameters"]["uri"] == "/opt/mlgate/model"
     assert ms["parameters"]["extra"]["model_version"] == "7"
+    # the serving contract's ranges travel with the model settings (the runtime needs them)
+    assert ms["parameters"]["extra"]["ranges"] == {"payment_score": {"min": 0.0, "max": 100.0}}

@@ -44,7 +44,7 @@ from mlgate.packaging.wheelhouse import (
     lock_file,
     source_hash,
 )
-from mlgate.serving.server import model_repository
+from mlgate.serving.server import model_repository, serving_ranges
 
 PLATFORM_REPOSITORY = "mlgate-platform"
 SBOM_LABEL = f"{LABEL_PREFIX}.sbom.digest"
@@ -347,14 +347,19 @@ def _model_inputs(
         "org.opencontainers.image.revision": lin.git_commit,
     }
 
+    ranges = serving_ranges(settings, model, number)  # the serving contract's value ranges
+
     def stage(ctx: Path) -> None:
         shutil.copytree(artifact, ctx / "model")
         model_repository(
-            ctx / "mlserver", model=model, version=number, model_uri="/opt/mlgate/model"
-        )
+            ctx / "mlserver", model=model, version=number, model_uri="/opt/mlgate/model",
+            ranges=ranges,
+        )  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="mlgate-mlserver-") as tmp:
-        model_repository(Path(tmp), model=model, version=number, model_uri="/opt/mlgate/model")
+        model_repository(
+            Path(tmp), model=model, version=number, model_uri="/opt/mlgate/model", ranges=ranges
+        )
         mlserver_hash = tree_hash(Path(tmp))
     parts = {
         "kind": "model-server",

@@ -82,7 +82,9 @@ def render(spec: ContainerfileSpec) -> str:
     if spec.kind == "model-server":
         lines += [
             "EXPOSE 8080 8081",
-            f'ENTRYPOINT ["{VENV}/bin/mlserver", "start", "/opt/mlgate/mlserver"]',
+            # MLServer's CLI through mlgate's launcher, which caps request bodies (413)
+            f'ENTRYPOINT ["{VENV}/bin/python", "-m", "mlgate.serving.launch", "start", '
+            '"/opt/mlgate/mlserver"]',
         ]
     else:
         lines += [f'ENTRYPOINT ["{VENV}/bin/mlgate"]', 'CMD ["--help"]']

@@ -2,7 +2,8 @@
 
 It encodes a table as the runtime expects it (`content_type: pd`, one input per column, strings
 as BYTES marked `content_type: str`) and decodes the four outputs back into `Score` records.
-`score()` is what `mlgate score` does: look the applicant's features up in Feast's online store
+A referred row (`decision: refer`) has no PD: null on the wire, NaN in `Score.pd`, and
+`refer_reason` says why. `score()` is what `mlgate score` does: look the applicant's features up in Feast's online store
 (TTL-checked), overlay the application's own fields, send the full vector.
 """
 
@@ -23,19 +24,33 @@ KEY = "applicant_id"
 
 
 class Score(BaseModel):
-    pd: float
-    decision: str
+    pd: float  # NaN when the row was referred (no score)
+    decision: str  # approve | decline | refer
     reason_codes: list[dict[str, Any]]
     model_version: str
+    refer_reason: str = ""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _input(name: str, series: pd.Series) -> dict[str, Any]:
     kind = series.dtype.kind
+    values = series.tolist() if kind == "O" else []
+    if values and all(v is None or _is_number(v) for v in values) and any(map(_is_number, values)):
+        kind = "f"  # numbers with gaps (object dtype): FP64 with nulls, not text
     if kind in "iu":
         return {"name": name, "datatype": "INT64", "shape": [len(series), 1],
                 "data": [int(v) for v in series]}  # fmt: skip
-    if kind in "fb":
-        vals = [None if (isinstance(v, float) and math.isnan(v)) else float(v) for v in series]
+    if kind == "b":  # sent as what it is: the server refuses booleans as numbers
+        return {"name": name, "datatype": "BOOL", "shape": [len(series), 1],
+                "data": [bool(v) for v in series]}  # fmt: skip
+    if kind == "f":
+        vals = [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            for v in series
+        ]
         return {"name": name, "datatype": "FP64", "shape": [len(series), 1], "data": vals}
     return {
         "name": name,
@@ -61,10 +76,23 @@ def parse_response(body: dict[str, Any]) -> list[Score]:
     missing = {"pd", "decision", "reason_codes", "model_version"} - set(outs)
     if missing:
         raise ExternalServiceError(f"response lacks outputs {sorted(missing)}: {body}")
+    n = len(outs["pd"])
+    refer = outs.get("refer_reason") or [""] * n
     return [
-        Score(pd=float(p), decision=d, reason_codes=json.loads(r), model_version=str(v))
-        for p, d, r, v in zip(
-            outs["pd"], outs["decision"], outs["reason_codes"], outs["model_version"], strict=True
+        Score(
+            pd=math.nan if p is None else float(p),
+            decision=d,
+            reason_codes=json.loads(r),
+            model_version=str(v),
+            refer_reason=str(why),
+        )
+        for p, d, r, v, why in zip(
+            outs["pd"],
+            outs["decision"],
+            outs["reason_codes"],
+            outs["model_version"],
+            refer,
+            strict=True,
         )
     ]
 

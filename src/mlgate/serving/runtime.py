@@ -22,33 +22,54 @@ parameter `as_of` (ISO time) looks features up as of that time instead of now (r
 Speed: for logistic regression (the default) the runtime scores with the numpy fast path read
 from the fitted pipeline at load (`mlgate.training.fastpath`, equal to the sklearn path to float
 rounding), and reads a full feature vector straight from the request's inputs instead of
-building a DataFrame; tree models, and requests that need a Feast lookup, take the pandas path.
+building a DataFrame; tree models take the pandas path.
+
+Every request passes the serving contract first (`mlgate.serving.contract`): row cap (413),
+shapes, types, finiteness, the dataset config's ranges, the missing share and unseen
+categories, per row. A row that breaks it is never scored: the request answers 400 naming the
+row and field, or (with `MLGATE_SERVING_ON_INVALID=refer`) the row is answered `refer`. A
+fifth output, `refer_reason`, says why a row was referred ("" otherwise).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from mlserver import MLModel
-from mlserver.codecs import PandasCodec
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 
+from mlgate.data.dataset_config import ColumnRange
 from mlgate.errors import BadInputError
+from mlgate.serving.contract import (
+    Checked,
+    ContractError,
+    FeatureRules,
+    ServingSettings,
+    Tensor,
+    check_datatypes,
+    check_rows,
+    decide,
+    feature_rules,
+    read_inputs,
+)
 from mlgate.training.fastpath import LinearFastPath
 
 CUTOFF_ENV = "MLGATE_CUTOFF"
 KEY = "applicant_id"
+RANGES_KEY = "ranges"  # model-settings.json parameters.extra: the dataset config's value ranges
+
+__all__ = ["CUTOFF_ENV", "KEY", "CreditRiskRuntime", "decide", "read_cutoff"]
 
 
 class BadRequest(MLServerError):
-    def __init__(self, msg: str) -> None:
-        super().__init__(msg, status_code=400)
+    def __init__(self, msg: str, status_code: int = 400) -> None:
+        super().__init__(msg, status_code=status_code)
 
 
 def read_cutoff(environ: dict[str, str] | None = None) -> float:
@@ -64,51 +85,29 @@ def read_cutoff(environ: dict[str, str] | None = None) -> float:
     return value
 
 
-def decide(pd_values: np.ndarray, cutoff: float) -> list[str]:
-    return ["decline" if p >= cutoff else "approve" for p in pd_values]
+def read_ranges(extra: dict[str, Any]) -> dict[str, ColumnRange]:
+    """The value ranges `model_repository` wrote; without them the model refuses to load.
 
-
-def _text(df: pd.DataFrame) -> pd.DataFrame:
-    """BYTES inputs arrive as bytes unless the client said `content_type: str`; accept both."""
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = [
-                v.decode("utf-8") if isinstance(v, bytes | bytearray) else v for v in df[col]
-            ]
-    return df
-
-
-def _flat_columns(
-    payload: InferenceRequest, features: list[str]
-) -> dict[str, Sequence[Any]] | None:
-    """The request's feature columns as plain lists, or None when it needs the pandas decoder.
-
-    Only the common shape is read directly: one flat input per feature, all of one length.
-    Anything else (missing features to look up, nested data, parameters other than a string
-    content type) returns None and goes through PandasCodec as before.
+    Failing closed: a server that does not know the plausible range of an income would score
+    an income of 1e308.
     """
-    by_name = {inp.name: inp for inp in payload.inputs}
-    out: dict[str, Sequence[Any]] = {}
-    n: int | None = None
-    for col in features:
-        inp = by_name.get(col)
-        if inp is None:
-            return None
-        if inp.parameters is not None and inp.parameters.content_type not in (None, "str"):
-            return None
-        data = inp.data.root
-        if not isinstance(data, list) or (data and isinstance(data[0], list | dict)):
-            return None
-        if n is None:
-            n = len(data)
-        if len(data) != n or (inp.shape and inp.shape[0] != n):
-            return None
-        out[col] = [v.decode("utf-8") if isinstance(v, bytes | bytearray) else v for v in data]
-    return out if n else None
+    raw = extra.get(RANGES_KEY)
+    if not isinstance(raw, dict):
+        raise RuntimeError(
+            f"model-settings.json: parameters.extra.{RANGES_KEY} (the dataset config's value "
+            "ranges, written by mlgate's model_repository) is required"
+        )
+    return {str(k): ColumnRange.model_validate(v) for k, v in raw.items()}
+
+
+def _tensors(payload: InferenceRequest) -> list[Tensor]:
+    return [Tensor(i.name, i.datatype, i.shape, i.data.root) for i in payload.inputs]
 
 
 class CreditRiskRuntime(MLModel):
     """MLServer model: PD, decision, reason codes and version for each application."""
+
+    validate_rows = True  # the benchmark's unchecked peer turns this off; production never does
 
     async def load(self) -> bool:
         import mlflow.pyfunc
@@ -118,10 +117,13 @@ class CreditRiskRuntime(MLModel):
         if not uri:
             raise RuntimeError("model-settings.json: parameters.uri (the MLflow model) is required")
         self._cutoff = read_cutoff()
+        self._limits = ServingSettings()
+        extra = (params.extra or {}) if params else {}
+        ranges = read_ranges(extra)
         pyfunc = mlflow.pyfunc.load_model(uri)
         self._model: Any = pyfunc.unwrap_python_model()
         self._features: list[str] = list(self._model.features)
-        extra = (params.extra or {}) if params else {}
+        self._rules: FeatureRules = feature_rules(self._model.pd_model, ranges)
         self._model_version = str(
             extra.get("model_version") or (params.version if params else None) or ""
         )
@@ -146,8 +148,8 @@ class CreditRiskRuntime(MLModel):
         except Exception:  # noqa: BLE001 - see docstring
             self._feast = None
 
-    def _lookup(self, df: pd.DataFrame, at: str | None) -> pd.DataFrame:
-        """Fill the features the request lacks from Feast's online store (TTL-checked)."""
+    def _lookup(self, keys: list[Any], at: str | None) -> pd.DataFrame:
+        """The features Feast's online store holds for these applicants (TTL-checked)."""
         try:
             from mlgate.config import load_settings
             from mlgate.features.online import lookup
@@ -157,62 +159,96 @@ class CreditRiskRuntime(MLModel):
                 f"request lacks features and this server cannot look them up ({exc}); "
                 "send the full feature vector"
             ) from exc
+        if not all(isinstance(k, str | bytes) and k for k in keys):
+            raise BadRequest(f"input {KEY!r}: every key must be a non-empty string")
         if self._feast is None:
             settings = load_settings()
             self._feast = (settings, open_store(settings))
         settings, store = self._feast
-        online = lookup(settings, [str(v) for v in df[KEY]], at, store=store)
-        online = online.reset_index(drop=True)
-        merged = df.reset_index(drop=True).copy()
-        for col in self._features:
-            if col not in merged.columns and col in online.columns:
-                merged[col] = online[col].to_numpy()
-        return merged
+        ids = [k.decode("utf-8") if isinstance(k, bytes) else k for k in keys]
+        return lookup(settings, ids, at, store=store).reset_index(drop=True)
 
-    def _frame(self, payload: InferenceRequest) -> pd.DataFrame:
+    def _columns(self, payload: InferenceRequest) -> dict[str, list[Any]]:
+        """The feature columns, completed from Feast when the request carries only the key.
+
+        Looked-up values that are missing or stale (NaN) become missing (None); values the
+        request itself carries are taken as sent and checked by the contract.
+        """
+        tensors = _tensors(payload)
         try:
-            df = _text(PandasCodec.decode_request(payload))
-        except Exception as exc:  # noqa: BLE001 - a malformed request is the caller's problem
-            raise BadRequest(f"cannot decode the request as a table: {exc}") from exc
-        missing = [c for c in self._features if c not in df.columns]
-        if missing and KEY in df.columns:
+            columns, _ = read_inputs(tensors, self._limits.max_rows)
+            check_datatypes(tensors, self._rules)
+        except ContractError as exc:
+            raise BadRequest(str(exc), exc.status) from exc
+        missing = [c for c in self._features if c not in columns]
+        if missing and KEY in columns:
             params = payload.parameters.model_dump() if payload.parameters else {}
-            df = self._lookup(df, params.get("as_of"))
-            missing = [c for c in self._features if c not in df.columns]
+            online = self._lookup(columns[KEY], params.get("as_of"))
+            for col in missing:
+                if col in online.columns:
+                    columns[col] = [
+                        None if (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+                        for v in online[col].tolist()
+                    ]
+            missing = [c for c in self._features if c not in columns]
         if missing:
             raise BadRequest(
                 f"request lacks features {missing} and carries no '{KEY}' to look them up"
             )
-        return df
+        return columns
 
-    def _score_fast(self, fast: LinearFastPath, payload: InferenceRequest) -> tuple[Any, list]:
-        columns: dict[str, Sequence[Any]] | None = _flat_columns(payload, self._features)
-        if columns is None:  # e.g. a keyed request completed from Feast: pandas as before
+    def _check(self, columns: dict[str, list[Any]]) -> Checked:
+        if not self.validate_rows:  # the benchmark's baseline: the request as sent
+            n = len(columns[self._features[0]])
+            return Checked(columns={f: columns[f] for f in self._features}, issues=[None] * n)
+        try:
+            checked = check_rows(columns, self._rules, self._limits.max_missing_share)
+        except ContractError as exc:
+            raise BadRequest(str(exc), exc.status) from exc
+        if self._limits.on_invalid == "reject":
+            bad = [i for i in checked.issues if i is not None and i.kind == "invalid"]
+            if bad:
+                more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+                raise BadRequest("invalid input: " + "; ".join(i.text() for i in bad[:3]) + more)
+        return checked
+
+    def _score(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, list]:
+        if self._fast is not None:
             try:
-                x = self._model.pd_model.frame(self._frame(payload))
+                scored = self._fast.score(columns)
             except BadInputError as exc:
                 raise BadRequest(str(exc)) from exc
-            columns = {c: x[c].tolist() for c in self._features}
-        try:
-            scored = fast.score(columns)
-        except BadInputError as exc:
-            raise BadRequest(str(exc)) from exc
-        return scored.pd, fast.reason_codes(scored, top_k=self._top_k)
+            return scored.pd, self._fast.reason_codes(scored, top_k=self._top_k)
+        x = pd.DataFrame(columns)[self._features]
+        pd_values = np.asarray(self._model.predict_pd(x), dtype=float)
+        return pd_values, self._model.reason_codes(x, top_k=self._top_k)
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        if self._fast is not None:
-            pd_values, codes = self._score_fast(self._fast, payload)
-        else:
-            x = self._frame(payload)[self._features]
-            pd_values = np.asarray(self._model.predict_pd(x), dtype=float)
-            codes = self._model.reason_codes(x, top_k=self._top_k)
-        reasons = [json.dumps([rc.model_dump(mode="json") for rc in row]) for row in codes]
-        n = len(pd_values)
+        checked = self._check(self._columns(payload))
+        n = checked.n
+        ok = [i for i, issue in enumerate(checked.issues) if issue is None]
+        pd_out: list[float | None] = [None] * n
+        reasons = ["[]"] * n
+        refer = [issue.text() if issue is not None else "" for issue in checked.issues]
+        if ok:
+            cols = checked.columns
+            if len(ok) < n:
+                cols = {c: [v[i] for i in ok] for c, v in cols.items()}
+            with np.errstate(all="ignore"):
+                pd_values, codes = self._score(cols)
+            for j, i in enumerate(ok):
+                p = float(pd_values[j])
+                if math.isfinite(p) and 0.0 <= p <= 1.0:
+                    pd_out[i] = p
+                    reasons[i] = json.dumps([rc.model_dump(mode="json") for rc in codes[j]])
+                else:  # never approve on a PD that is not a probability
+                    refer[i] = f"row {i}: the model returned a PD that is not finite ({p!r})"
         outputs = [
-            ResponseOutput(name="pd", datatype="FP64", shape=[n, 1], data=pd_values.tolist()),
-            _bytes_output("decision", decide(pd_values, self._cutoff)),
+            ResponseOutput(name="pd", datatype="FP64", shape=[n, 1], data=pd_out),
+            _bytes_output("decision", decide(pd_out, self._cutoff)),
             _bytes_output("reason_codes", reasons),
             _bytes_output("model_version", [self._model_version] * n),
+            _bytes_output("refer_reason", refer),
         ]
         return InferenceResponse(
             id=payload.id,

@@ -2,7 +2,9 @@
 
 `model_repository()` writes the MLServer repository (`settings.json` + `<model>/model-settings.json`)
 that both `mlgate serve` and the image use, so a local server and the image's server differ only
-in where the files live. MLServer runs in-process (`parallel_workers: 0`): measured faster for
+in where the files live. The model settings carry the dataset config's value ranges the serving
+contract checks (`serving_ranges` reads them from the version's training run), and MLServer is
+started through `mlgate.serving.launch`, which caps request bodies (HTTP 413). MLServer runs in-process (`parallel_workers: 0`): measured faster for
 single-row scoring than its worker pool on 2 cores, and one process is what a pod should run.
 The metrics server is off (the platform scrapes Seldon's), the gRPC port is set explicitly so
 several servers can share a machine.
@@ -24,10 +26,11 @@ from typing import Any
 import requests
 from pydantic import BaseModel
 
-from mlgate.config import PlatformSettings
+from mlgate.config import PlatformSettings, parse_model
+from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError, ConfigError, ExternalServiceError
-from mlgate.packaging.model_artifact import export_model, resolve_version
-from mlgate.serving.runtime import CUTOFF_ENV
+from mlgate.packaging.model_artifact import export_model, lineage, resolve_version
+from mlgate.serving.runtime import CUTOFF_ENV, RANGES_KEY
 
 RUNTIME = "mlgate.serving.runtime.CreditRiskRuntime"
 
@@ -52,28 +55,52 @@ def model_repository(
     model: str,
     version: str,
     model_uri: str,
+    ranges: dict[str, Any],
     server: dict[str, Any] | None = None,
+    implementation: str = RUNTIME,
 ) -> Path:
     """Write `<model>/model-settings.json` (and `settings.json` when `server` is given).
 
-    The image ships no settings.json: its server settings come from MLSERVER_* environment
-    variables (as Seldon sets them), which a settings.json would override.
+    `ranges` are the dataset config's value ranges (`serving_ranges`): the runtime refuses to
+    load without them. The image ships no settings.json: its server settings come from
+    MLSERVER_* environment variables (as Seldon sets them), which a settings.json would override.
     """
     (dest / model).mkdir(parents=True, exist_ok=True)
     model_settings = {
         "name": model,
-        "implementation": RUNTIME,
+        "implementation": implementation,
         "parameters": {
             "uri": model_uri,
             "version": version,
             "content_type": "pd",
-            "extra": {"model_version": version},
+            "extra": {"model_version": version, RANGES_KEY: ranges},
         },
     }
     if server is not None:
         (dest / "settings.json").write_text(json.dumps(server, indent=2) + "\n")
     (dest / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     return dest
+
+
+def serving_ranges(settings: PlatformSettings, model: str, version: str) -> dict[str, Any]:
+    """The value ranges of the dataset the version was trained on (its run's dataset config).
+
+    The run keeps the exact config it was trained with (`config/dataset_config.json`), so the
+    server checks requests against the ranges the training data was validated against.
+    """
+    from mlgate.training.registry import read_artifact_json
+
+    run_id = lineage(settings, model, version).run_id
+    where = f"{model} version {version}: run {run_id or '?'} config/dataset_config.json"
+    try:
+        data = read_artifact_json(settings, run_id, "config/dataset_config.json")
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing file
+        raise BadInputError(
+            f"{where}: cannot read the dataset config the serving contract needs: {exc}"
+        ) from exc
+    cfg = parse_model(DatasetConfig, data, where)
+    features = set(cfg.features)
+    return {col: rng.model_dump() for col, rng in cfg.validation.ranges.items() if col in features}
 
 
 def server_settings(http_port: int, grpc_port: int, host: str = "127.0.0.1") -> dict[str, Any]:
@@ -118,9 +145,9 @@ def wait_ready(url: str, model: str, proc: subprocess.Popen[Any] | None, timeout
     raise ExternalServiceError(f"MLServer at {url} not ready for {model!r} within {timeout:.0f}s")
 
 
-def mlserver_bin() -> str:
-    cand = Path(sys.executable).parent / "mlserver"
-    return str(cand) if cand.exists() else "mlserver"
+def mlserver_command(repository: Path) -> list[str]:
+    """MLServer's `start`, through the launcher that caps request bodies (as the image runs)."""
+    return [sys.executable, "-m", "mlgate.serving.launch", "start", str(repository)]
 
 
 @contextmanager
@@ -133,8 +160,13 @@ def serving(
     cutoff: float | None = None,
     timeout: float = 90,
     log_path: Path | None = None,
+    implementation: str = RUNTIME,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ServerInfo]:
-    """Start MLServer for one registered version on loopback; stop it on exit."""
+    """Start MLServer for one registered version on loopback; stop it on exit.
+
+    `env` adds environment variables (e.g. `MLGATE_SERVING_*` limits) to the server's.
+    """
     number = resolve_version(settings, model, version)
     ws = settings.ws()
     artifact = export_model(
@@ -146,16 +178,18 @@ def serving(
         model=model,
         version=number,
         model_uri=str(artifact),
+        ranges=serving_ranges(settings, model, number),
         server=server_settings(http_port, free_port()),
+        implementation=implementation,
     )
-    env = dict(os.environ)
-    env[CUTOFF_ENV] = str(cutoff if cutoff is not None else default_cutoff(model))
-    env["MLGATE_WORKSPACE"] = str(ws.root)
+    environ = {**os.environ, **(env or {})}
+    environ[CUTOFF_ENV] = str(cutoff if cutoff is not None else default_cutoff(model))
+    environ["MLGATE_WORKSPACE"] = str(ws.root)
     log = (log_path or repo / "mlserver.log").open("ab")
     proc = subprocess.Popen(
-        [mlserver_bin(), "start", str(repo)],
+        mlserver_command(repo),
         cwd=repo,
-        env=env,
+        env=environ,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
