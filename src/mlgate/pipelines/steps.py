@@ -449,6 +449,7 @@ def monitoring_window(
     """
     import numpy as np
 
+    from mlgate.data.protected import load_protected, protected_groups
     from mlgate.features.training_set import build_training_set as build
     from mlgate.gates.collect import holdout_scores, recent_applications
     from mlgate.gates.inputs import DriftData, HoldoutScores
@@ -456,7 +457,6 @@ def monitoring_window(
     from mlgate.pipelines import evidence
     from mlgate.training.registry import connect, load_scorer, load_training_set, resolve_version
     from mlgate.training.split import SplitWindows
-    from mlgate.training.train import load_protected
 
     st = settings()
     mcfg = _model_cfg(model_config)
@@ -471,10 +471,7 @@ def monitoring_window(
     protected = load_protected(dataset)
 
     def groups(frame: Any) -> Any:
-        if protected is None or dataset.entity_key not in frame.columns:
-            return None
-        joined = frame[[dataset.entity_key]].merge(protected, on=dataset.entity_key, how="left")
-        return joined[dataset.protected_attributes].reset_index(drop=True)
+        return protected_groups(dataset, frame, protected)
 
     recent, window = recent_applications(st, dataset, int(window_days))
     reference = load_training_set(st, mcfg.name, version)
