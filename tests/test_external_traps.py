@@ -23,8 +23,12 @@ from mlgate.data.protected import load_protected
 from mlgate.data.windows import days_holding, split_months
 from mlgate.errors import BadInputError, ConfigError
 from mlgate.gates.collect import holdout_scores
-from mlgate.gates.policy import DEFAULT_POLICY_DIR, check_policy_columns, load_policy
+from mlgate.gates.evaluate import run_gates
+from mlgate.gates.inputs import HoldoutScores
+from mlgate.gates.policy import DEFAULT_POLICY_DIR, GatePolicy, check_policy_columns, load_policy
 from mlgate.training.registry import connect, resolve_version
+from tests.gates_data import drift_data
+from tests.gates_data import holdout as gates_holdout
 from tests.test_gates_cli import _invoke
 
 SEX = {"A91": "male", "A92": "female", "A93": "male", "A94": "male", "A95": "female"}
@@ -342,3 +346,41 @@ def test_holdout_without_the_amount_column_is_never_valued_at_a_constant(tmp_pat
     policy = load_policy(write(tmp_path, "policy.yaml", policy_doc()))
     with pytest.raises(ConfigError, match="cost_model.amount_column 'credit_amount'"):
         holdout_scores(frame, cfg, np.full(50, 0.2), None, None, policy, False)
+
+
+def _rows(h: HoldoutScores, n: int, window: str) -> HoldoutScores:
+    """The first n applications of `h`, unlabelled (recent applications have no outcome)."""
+    assert h.groups is not None and h.pd_champion is not None
+    return HoldoutScores(
+        y=np.full(n, np.nan),
+        pd_challenger=h.pd_challenger[:n],
+        pd_champion=h.pd_champion[:n],
+        groups=h.groups.iloc[:n].reset_index(drop=True),
+        window=window,
+    )
+
+
+def test_a_window_below_its_floor_is_named_with_rows_and_floor() -> None:
+    h = gates_holdout(challenger="true", champion="true")
+    small_drift = drift_data(n_cur=50)
+    small_drift.window = "current window (last 30 days)"
+    report = run_gates(
+        model="m", challenger="2", champion="1", env="prod", policy=GatePolicy(),
+        holdout=h, drift=small_drift, recent=_rows(h, 37, "recent window (last 90 days)"),
+    )  # fmt: skip
+    fairness, drift = report.gate("fairness"), report.gate("drift")
+    assert fairness.status == "INCONCLUSIVE"
+    assert fairness.reasons[0] == (
+        "fairness: recent window (last 90 days) has 37 rows, floor 200 (samples.min_recent)"
+    )
+    assert drift.status == "INCONCLUSIVE"
+    assert drift.reasons[0] == (
+        "drift: current window (last 30 days) has 50 rows, floor 1000 (samples.min_current)"
+    )
+    # Enough rows: no floor reason, the gate's own verdict stands.
+    big = run_gates(
+        model="m", challenger="2", champion="1", env="prod", policy=GatePolicy(),
+        holdout=h, drift=drift_data(), recent=_rows(h, 5000, "recent window (last 90 days)"),
+    )  # fmt: skip
+    assert not any("(samples." in r for g in big.gates for r in g.reasons)
+    assert big.gate("drift").status == "PASS"
