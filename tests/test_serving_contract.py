@@ -289,6 +289,33 @@ def _batch(body: dict[str, Any], n: int) -> dict[str, Any]:
     return out
 
 
+def _grpc_infer(port: int, model: str, body: dict[str, Any], override: dict[str, Any]) -> str:
+    """Send `body` over gRPC (MLServer's own stubs) with some values replaced: the decision,
+    or the error. gRPC carries IEEE doubles, so NaN and inf arrive as such."""
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc.dataplane_pb2_grpc import GRPCInferenceServiceStub
+
+    req = pb.ModelInferRequest(model_name=model)
+    req.parameters["content_type"].string_param = "pd"
+    for inp in body["inputs"]:
+        value = override.get(inp["name"], inp["data"][0])
+        t = req.inputs.add(name=inp["name"], datatype=inp["datatype"], shape=[1, 1])
+        if inp["datatype"] == "BYTES":
+            t.contents.bytes_contents.append(str(value).encode())
+            t.parameters["content_type"].string_param = "str"
+        else:
+            t.contents.fp64_contents.append(float(value))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            res = GRPCInferenceServiceStub(channel).ModelInfer(req, timeout=30)
+        except grpc.RpcError as exc:
+            return f"error {exc.code().name}: {exc.details()}"
+    (decision,) = [o for o in res.outputs if o.name == "decision"]
+    raw = decision.contents.bytes_contents or res.raw_output_contents
+    return raw[0].decode() if raw else ""
+
+
 @pytest.mark.slow
 def test_the_runtime_refuses_bad_input_and_answers_the_smoke_test(serving_env) -> None:
     from mlgate.serving.server import serving
@@ -324,6 +351,13 @@ def test_the_runtime_refuses_bad_input_and_answers_the_smoke_test(serving_env) -
         zipped = requests.post(url, data=gzip.compress(json.dumps(smoke).encode()), timeout=10,
                                headers={"Content-Type": "application/json",
                                         "Content-Encoding": "gzip"})  # fmt: skip
+        grpc_port = json.loads((Path(srv.repository) / "settings.json").read_text())["grpc_port"]
+        over_grpc = {
+            name: _grpc_infer(grpc_port, w.model, smoke, value)
+            for name, value in (("valid", {}), ("nan", {"annual_income": math.nan}),
+                                ("inf", {"payment_score": math.inf}),
+                                ("unseen", {"loan_purpose": "boat"}))
+        }  # fmt: skip
         rss_before = _rss_mb(srv.pid)
         big = _batch(smoke, 200_000)
         huge = post(big)
@@ -356,6 +390,12 @@ def test_the_runtime_refuses_bad_input_and_answers_the_smoke_test(serving_env) -
     assert u["decision"] == ["refer"] and u["pd"] == [None]
     assert "loan_purpose" in u["refer_reason"][0] and "never seen" in u["refer_reason"][0]
     assert zipped.status_code == 415
+    # gRPC carries IEEE doubles, so NaN and inf really arrive: refused, naming the field.
+    assert over_grpc["valid"] in ("approve", "decline"), over_grpc
+    assert over_grpc["nan"].startswith("error INVALID_ARGUMENT"), over_grpc
+    assert "annual_income" in over_grpc["nan"] and "not a finite number" in over_grpc["nan"]
+    assert "payment_score" in over_grpc["inf"] and "not a finite number" in over_grpc["inf"]
+    assert over_grpc["unseen"] == "refer"  # a referred row (PD NaN) travels over gRPC too
     # 200k rows (~40 MB) are refused at the door from Content-Length: no parse, no growth.
     assert len(json.dumps(big)) > 8 * 2**20
     assert huge.status_code == 413 and "MLGATE_SERVING_MAX_BODY_BYTES" in huge.text
@@ -390,6 +430,7 @@ def test_refer_policy_refers_bad_rows_and_scores_the_rest(serving_env) -> None:
 @pytest.mark.slow
 def test_a_non_finite_pd_is_referred_never_approved(serving_env, monkeypatch) -> None:
     """The runtime in process, its scorer made to return NaN/inf: the guard after scoring."""
+    from mlserver.codecs import StringCodec
     from mlserver.settings import ModelParameters, ModelSettings
     from mlserver.types import InferenceRequest
 
@@ -426,10 +467,13 @@ def test_a_non_finite_pd_is_referred_never_approved(serving_env, monkeypatch) ->
 
     body = client.v2_request(w.offline[w.features].head(3))
     out = asyncio.run(runtime.predict(InferenceRequest.model_validate(body)))
-    got = {o.name: o.data.root for o in out.outputs}
+    got = {
+        o.name: StringCodec.decode_output(o) if o.datatype == "BYTES" else o.data.root
+        for o in out.outputs
+    }
     assert got["decision"][:2] == ["refer", "refer"]
-    assert got["pd"][:2] == [None, None] and "not finite" in got["refer_reason"][0]
-    assert got["decision"][2] in ("approve", "decline") and got["pd"][2] is not None
+    assert all(map(math.isnan, got["pd"][:2])) and "not finite" in got["refer_reason"][0]
+    assert got["decision"][2] in ("approve", "decline") and 0 < got["pd"][2] < 1
 
 
 def test_runtime_refuses_to_load_without_the_value_ranges() -> None:

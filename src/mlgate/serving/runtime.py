@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlserver import MLModel
+from mlserver.codecs import StringCodec
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 
@@ -227,7 +228,7 @@ class CreditRiskRuntime(MLModel):
         checked = self._check(self._columns(payload))
         n = checked.n
         ok = [i for i, issue in enumerate(checked.issues) if issue is None]
-        pd_out: list[float | None] = [None] * n
+        pd_out = [math.nan] * n  # no score: null on REST (orjson), NaN on gRPC
         reasons = ["[]"] * n
         refer = [issue.text() if issue is not None else "" for issue in checked.issues]
         if ok:
@@ -259,10 +260,5 @@ class CreditRiskRuntime(MLModel):
 
 
 def _bytes_output(name: str, values: list[str]) -> ResponseOutput:
-    return ResponseOutput(
-        name=name,
-        datatype="BYTES",
-        shape=[len(values), 1],
-        data=values,
-        parameters={"content_type": "str"},
-    )
+    """BYTES as bytes: gRPC needs them so, and MLServer's REST encoder writes them as text."""
+    return StringCodec.encode_output(name, values)
