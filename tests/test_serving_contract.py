@@ -144,12 +144,22 @@ def test_inputs_are_columns_of_one_length_and_shapes_match_the_data() -> None:
         "appears twice": [_t("a", [1.0]), _t("a", [2.0])],
         "non-negative": [_t("a", [1.0], [-1])],
         "mixes nested": [_t("a", [[1.0], 2.0], [2, 1])],
+        "more than one level": [_t("a", [[[1.0]]], [1, 1])],
+        "holds objects": [_t("a", [{"x": 1}])],
         "no rows": [_t("a", [])],
     }
     for why, tensors in bad.items():
         with pytest.raises(ContractError, match=why) as exc:
             read_inputs(tensors, 10)
         assert exc.value.status == 400
+
+
+def test_deep_nesting_is_refused_without_recursion() -> None:
+    deep: Any = [1.0]
+    for _ in range(5000):  # deeper than Python's recursion limit
+        deep = [deep]
+    with pytest.raises(ContractError, match="more than one level"):
+        read_inputs([_t("a", deep, [1, 1])], 10)
 
 
 def test_more_rows_than_the_limit_answer_413_before_the_data_is_read() -> None:

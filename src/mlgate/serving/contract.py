@@ -115,17 +115,22 @@ class Tensor:
 
 
 def _flatten(data: Any, name: str) -> list[Any]:
+    """A column's values: flat, or one level of nesting (`[[v], [v]]`); deeper is refused
+    (an attacker's thousand-deep nesting must not reach Python's recursion limit)."""
     if not isinstance(data, list):
         raise ContractError(f"input {name!r}: data must be a list")
-    if not data or not isinstance(data[0], list):
-        if any(isinstance(v, list | dict) for v in data):
-            raise ContractError(f"input {name!r}: data mixes nested and flat values")
+    nested = [isinstance(v, list) for v in data]
+    if not any(nested):
+        if any(isinstance(v, dict) for v in data):
+            raise ContractError(f"input {name!r}: data holds objects, not values")
         return data
+    if not all(nested):
+        raise ContractError(f"input {name!r}: data mixes nested and flat values")
     out: list[Any] = []
-    for v in data:
-        if not isinstance(v, list):
-            raise ContractError(f"input {name!r}: data mixes nested and flat values")
-        out.extend(_flatten(v, name))
+    for row in data:
+        if any(isinstance(v, list | dict) for v in row):
+            raise ContractError(f"input {name!r}: data is nested more than one level")
+        out.extend(row)
     return out
 
 
