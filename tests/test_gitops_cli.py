@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,88 @@ def test_cli_promote_merge_status_and_exit_codes(gitops_ws: Path, gate_report) -
     assert status["models"][0]["envs"]["dev"]["stable_version"] == "1"
     proc = _mlgate("rollback", "--model", "credit_risk", "--env", "prod")
     assert proc.returncode == 2 and "never been deployed in prod" in proc.stderr
+
+
+def _alias(workspace: Path, alias: str, version: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{workspace / 'mlflow' / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
+        "credit_risk", alias, version
+    )
+
+
+def test_cli_takes_aliases_and_default_report_and_merges_by_model_env(
+    gitops_ws: Path, gate_report
+) -> None:
+    """`--version challenger` is resolved to the registry's number before anything is written:
+    the branch, the commit's Model-Version trailer and the report it is checked against all
+    carry the number. Without --report, promote takes the folder `gates run` writes by default
+    for that number; `pr merge --model --env` merges the one open PR for that model and env."""
+    _alias(gitops_ws, "challenger", "3")
+    proc = _mlgate("promote", "--model", "credit_risk", "--version", "challenger", "--to", "dev")
+    default = gitops_ws / "reports" / "gates" / "credit_risk-v3-dev"
+    assert proc.returncode == 2 and str(default) in proc.stderr and "gates run" in proc.stderr
+    shutil.copytree(gate_report("3", "dev"), default)
+    proc = _mlgate(
+        "promote", "--model", "credit_risk", "--version", "challenger", "--to", "dev", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    pr = json.loads(proc.stdout)
+    assert pr["branch"] == "promote/credit_risk-3-dev" and pr["version"] == "3"
+    assert pr["trailers"]["model-version"] == ["3"]
+    assert "challenger" not in json.dumps(pr["trailers"])
+    # A second open PR for dev: merging by model and env is ambiguous, and says which ones.
+    proc = _mlgate(
+        "promote", "--model", "credit_risk", "--version", "4", "--to", "dev",
+        "--report", str(gate_report("4", "dev")),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = _mlgate("pr", "merge", "--model", "credit_risk", "--env", "dev", "--approver", "bob")
+    assert proc.returncode == 2
+    assert "promote/credit_risk-3-dev" in proc.stderr and "promote/credit_risk-4-dev" in proc.stderr
+    assert _mlgate("pr", "close", "promote/credit_risk-4-dev").returncode == 0
+    proc = _mlgate("pr", "merge", "--model", "credit_risk", "--env", "dev", "--approver", "bob")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(_mlgate("status", "--json").stdout)
+    assert status["models"][0]["envs"]["dev"]["stable_version"] == "3"
+    # Nothing open for stage; half a target, or a branch and a target, are usage errors.
+    for args in (
+        ("--model", "credit_risk", "--env", "stage"),
+        ("--model", "credit_risk"),
+        ("promote/credit_risk-3-dev", "--env", "dev"),
+        (),
+    ):
+        proc = _mlgate("pr", "merge", *args, "--approver", "bob")
+        assert proc.returncode == 2, (args, proc.stderr)
+    # An alias the registry does not have is bad input naming it; nothing is opened.
+    proc = _mlgate("promote", "--model", "credit_risk", "--version", "nosuch", "--to", "stage")
+    assert proc.returncode == 2 and "nosuch" in proc.stderr
+    assert json.loads(_mlgate("pr", "list", "--json").stdout) == []
+
+
+def test_cli_promote_lists_every_reason_of_an_inconclusive_report(
+    gitops_ws: Path, tmp_path: Path
+) -> None:
+    reasons = ["only 120 matured labelled rows, 500 needed", "holdout has 3 defaults, 30 needed"]
+    d = tmp_path / "inconclusive"
+    d.mkdir()
+    gates = [
+        {"name": "performance", "status": "INCONCLUSIVE", "blocking": True,
+         "summary": reasons[0], "reasons": reasons},
+        {"name": "drift", "status": "INCONCLUSIVE", "blocking": True,
+         "summary": "current window [2026-01-01, 2026-04-01): 10 rows, 1000 needed"},
+        {"name": "swap", "status": "INCONCLUSIVE", "blocking": False, "summary": "not blocking"},
+    ]  # fmt: skip
+    doc = {"model": "credit_risk", "challenger": "1", "env": "dev", "overall": "INCONCLUSIVE"}
+    (d / "report.json").write_text(json.dumps({**doc, "gates": gates}))
+    proc = _script(
+        "promote", "--model", "credit_risk", "--version", "1", "--to", "dev", "--report", str(d)
+    )
+    assert proc.returncode == 3
+    for text in (*reasons, "current window [2026-01-01, 2026-04-01): 10 rows, 1000 needed"):
+        assert text in proc.stderr, proc.stderr
+    assert "not blocking" not in proc.stderr
 
 
 def test_cli_manifests_validate_json() -> None:

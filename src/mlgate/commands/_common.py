@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mlgate.config import PlatformSettings, load_settings
 from mlgate.errors import EXIT_BAD_INPUT, MlgateError
+from mlgate.workspace import ENV_VAR, Workspace
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -27,6 +32,9 @@ class State:
     def settings(self) -> PlatformSettings:
         if self._settings is None:
             self._settings = load_settings(self.config, self.workspace)
+            # One workspace for the whole process and what it starts (pipeline steps, dataset
+            # configs' `{workspace}`): --workspace or mlgate.yaml's win over the environment.
+            os.environ[ENV_VAR] = str(Workspace.resolve(self._settings.workspace).root)
         return self._settings
 
 
@@ -35,6 +43,45 @@ def state(ctx: typer.Context) -> State:
     if obj is None:  # called outside the root callback (tests invoking a sub-app directly)
         obj = State()
     return obj
+
+
+class Say(Protocol):
+    def __call__(self, message: str, fraction: float | None = None, /) -> None: ...
+
+
+def _silent(message: str, fraction: float | None = None, /) -> None:
+    return None
+
+
+@contextmanager
+def progress(label: str, *, quiet: bool = False) -> Iterator[Say]:
+    """Progress of a step that takes more than a moment: a spinner, the stage the library
+    reports through `say(message[, fraction])` (a fraction draws a bar) and the time so far.
+
+    On stderr and only on a terminal, so stdout stays the result and a log or a pipe gets no
+    control characters; `quiet` (the commands' --json) shows nothing at all. Transient: the
+    command's own result replaces it.
+    """
+    if quiet or not console.is_terminal:
+        yield _silent
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def say(message: str, fraction: float | None = None, /) -> None:
+            if fraction is None:
+                bar.update(task, description=f"{label}: {message}")
+            else:
+                bar.update(task, description=f"{label}: {message}", total=1.0, completed=fraction)
+
+        yield say
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,18 +1,47 @@
-"""`mlgate canary analyze`: a thin shell over mlgate.canary.run (the scheduled canary analysis)."""
+"""`mlgate canary analyze | replay`: thin shells over mlgate.canary (the scheduled canary analysis,
+and the request log replayed from the data source where no request logger ran)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
-from mlgate.commands.gates import STYLE
+from mlgate.commands._common import emit_json, out, progress, state
+from mlgate.commands.gates import STYLE, print_reasons
 from mlgate.commands.gitops import canary_app
 
 
 def register(app: typer.Typer) -> None:
+    @canary_app.command("replay")
+    def replay(
+        ctx: typer.Context,
+        model: str = typer.Option(..., "--model"),
+        env: str = typer.Option("prod", "--env"),
+        days: int = typer.Option(365, "--days", help="Newest days of applications to replay."),
+        out_path: Path | None = typer.Option(
+            None,
+            "--out",
+            help="Request log to write, .parquet or .csv (default <workspace>/reports/canary/).",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    ) -> None:
+        """Write the newest applications as the running canary's request log (split by its
+        weight): what `canary analyze --requests` reads when no request logger served them."""
+        from mlgate.canary.replay import replay_requests
+
+        with progress(f"replaying {days} days of applications", quiet=as_json):
+            rep = replay_requests(state(ctx).settings(), model, env, days, out_path)
+        if as_json:
+            emit_json(rep)
+            return
+        out.print(
+            f"{rep.requests} requests ({rep.canary_requests} to canary {rep.canary_version} at "
+            f"{rep.weight}%, the rest to stable {rep.stable_version}) -> {rep.path}"
+        )
+
     @canary_app.command("analyze")
     def analyze(
         ctx: typer.Context,
@@ -35,7 +64,7 @@ def register(app: typer.Typer) -> None:
         from mlgate.canary.run import analyze as run_analysis
 
         settings = state(ctx).settings()
-        with console.status("analysing the canary") as status:
+        with progress(f"analysing the {env} canary of {model}", quiet=as_json) as say:
             verdict, paths, pr = run_analysis(
                 settings,
                 model=model,
@@ -44,7 +73,7 @@ def register(app: typer.Typer) -> None:
                 policy_file=policy,
                 report_dir=report,
                 act=act,
-                say=lambda m: status.update(m),
+                say=say,
             )
         if as_json:
             emit_json(
@@ -65,8 +94,11 @@ def register(app: typer.Typer) -> None:
             for g in rep.gates:
                 table.add_row(g.name, f"[{STYLE[g.status]}]{g.status.value}[/]", g.summary)
             out.print(table)
+            print_reasons(rep.gates)
             step = f" -> {verdict.next_weight}%" if verdict.next_weight else ""
             out.print(f"decision: [bold]{verdict.decision.upper()}[/]{step}")
+            for reason in verdict.reasons:
+                out.print(f"  {escape(reason)}", highlight=False, soft_wrap=True)
             if pr is not None:
                 out.print(f"opened {pr.branch}: {pr.subject}")
             out.print(f"report: {paths['report.json'].parent}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.fingerprint import fingerprint
 from mlgate.data.sources import dataset_for, world_dir
@@ -51,19 +50,8 @@ def generate(
         seed=seed if seed is not None else settings.seed,
     )
     target = out_dir or world_dir(settings)
-    with Progress(
-        TextColumn("[bold]{task.description:<20}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=as_json,
-    ) as bar:
-        task = bar.add_task("starting", total=1.0)
-        manifest = generate_world(
-            spec,
-            target,
-            progress=lambda msg, frac: bar.update(task, description=msg, completed=frac),
-        )
+    with progress(f"world {spec.name}", quiet=as_json) as say:
+        manifest = generate_world(spec, target, progress=say)
     if as_json:
         emit_json(manifest)
         return

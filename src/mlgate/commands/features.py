@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.data.sources import dataset_for
 
 features_app = typer.Typer(
@@ -24,7 +24,8 @@ def apply(
     """Render the feature repo into the workspace and register its definitions."""
     from mlgate.features.store import describe, get_store
 
-    info = describe(get_store(state(ctx).settings()))
+    with progress("registering the feature repo with Feast", quiet=as_json):
+        info = describe(get_store(state(ctx).settings()))
     if as_json:
         emit_json(info)
         return
@@ -51,7 +52,7 @@ def materialize(
     """Load each applicant's latest feature values (as of --end) into the online store."""
     from mlgate.features.online import materialize as run
 
-    with console.status("materializing feature views into the online store"):
+    with progress("materializing feature views into the online store", quiet=as_json):
         result = run(state(ctx).settings(), end=end, start=start)
     if as_json:
         emit_json(result)
@@ -83,7 +84,7 @@ def training_set(
 
     settings = state(ctx).settings()
     cfg = dataset_for(settings, None, dataset)
-    with console.status(f"point-in-time join for {cfg.name}"):
+    with progress(f"point-in-time join for {cfg.name}", quiet=as_json):
         df = build_training_set(
             settings,
             cfg,

@@ -5,12 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
-from mlgate.gates.result import GateReport, GateStatus
+from mlgate.commands._common import emit_json, out, progress, state
+from mlgate.gates.result import GateReport, GateResult, GateStatus
 
 STYLE = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.INCONCLUSIVE: "yellow"}
+
+
+def print_reasons(gates: list[GateResult]) -> None:
+    """Every reason of every gate short of PASS, one line each, in every environment: the
+    table's summary is the first reason only, and report.json is not where anyone looks."""
+    for g in gates:
+        if g.status == GateStatus.PASS:
+            continue
+        blocks = "" if g.blocking else " (does not block here)"
+        for reason in g.reasons or [g.summary or "no reason recorded"]:
+            out.print(
+                f"  [{STYLE[g.status]}]{g.status.value}[/] {g.name}{blocks}: {escape(reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _print_report(report: GateReport, paths: dict[str, Path]) -> None:
@@ -30,10 +46,9 @@ def _print_report(report: GateReport, paths: dict[str, Path]) -> None:
         f"overall: [bold {STYLE[report.overall]}]{report.overall.value}[/]{mode}; "
         f"champion: {report.champion or 'none (first version: floors)'}"
     )
-    for w in report.warnings if not report.enforced else []:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    if "report.html" in paths:
-        out.print(f"report: {paths['report.html'].parent}")
+    print_reasons(report.gates)
+    if "report.json" in paths:
+        out.print(f"report: {paths['report.json'].parent}")
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +86,7 @@ def register(app: typer.Typer) -> None:
         from mlgate.gates.run import run_gates_for_model
 
         settings = state(ctx).settings()
-        with console.status("running gates") as status:
+        with progress(f"gates {model} {challenger} -> {env}", quiet=as_json) as say:
             result, paths = run_gates_for_model(
                 settings,
                 model=model,
@@ -82,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 policy_file=policy,
                 report_dir=report,
                 evidently=not no_evidently,
-                say=lambda m: status.update(m),
+                say=say,
             )
         if as_json:
             emit_json({**result.model_dump(mode="json"), "report_files": paths})
@@ -121,7 +136,7 @@ def register(app: typer.Typer) -> None:
                 raise BadInputError(f"--window {window!r}: expected days, e.g. 7d")
             days = int(raw)
         settings = state(ctx).settings()
-        with console.status("monitoring") as status:
+        with progress(f"monitoring {model} in {env}", quiet=as_json) as say:
             result = run_monitor(
                 settings,
                 model=model,
@@ -131,7 +146,7 @@ def register(app: typer.Typer) -> None:
                 end=end,
                 webhook=webhook,
                 policy_file=policy,
-                say=lambda m: status.update(m),
+                say=say,
             )
         if as_json:
             emit_json(result)
@@ -142,5 +157,6 @@ def register(app: typer.Typer) -> None:
             for c in result.checks:
                 table.add_row(c.name, f"[{STYLE[c.status]}]{c.status.value}[/]", c.summary)
             out.print(table)
+            print_reasons(result.checks)
             out.print(f"alerts: {len(result.alerts)}")
         raise typer.Exit(result.exit_code)

@@ -12,7 +12,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import console, emit_json, out, progress, state
+from mlgate.config import PlatformSettings
 from mlgate.gitops.pr import MergeResult, PullRequest
 
 canary_app = typer.Typer(
@@ -41,6 +42,35 @@ def _opened(pr: PullRequest, json_out: bool) -> None:
     console.print(f"  merge:  mlgate pr merge {pr.branch} --approver NAME")
 
 
+def _evidence(
+    settings: PlatformSettings,
+    model: str,
+    version: str,
+    env: str,
+    report: Path | None,
+    *,
+    overridden: bool,
+) -> tuple[str, Path | None]:
+    """(version number, --report or else the folder `mlgate gates run` writes by default for
+    that number and environment, none when the gates are overridden): `--version challenger`
+    needs no path either, and the report is the one judged for the number the alias names."""
+    from mlgate.training.versions import version_number
+
+    number = version_number(settings, model, version)
+    if report is not None or overridden:
+        return number, report
+    from mlgate.errors import BadInputError
+    from mlgate.gates.run import default_report_dir
+
+    default = default_report_dir(settings, model, number, env)
+    if not (default / "report.json").is_file():
+        raise BadInputError(
+            f"{default}: no gate report for {model} {number} in {env}; run `mlgate gates run "
+            f"--model {model} --challenger {number} --env {env}` first, or pass --report"
+        )
+    return number, default
+
+
 def _override(override_gates: bool, reason: str | None) -> str | None:
     if override_gates:
         return reason if reason is not None else ""
@@ -56,10 +86,15 @@ def register(app: typer.Typer) -> None:
     def promote_cmd(
         ctx: typer.Context,
         model: str = typer.Option(..., "--model", help="Registered model name, e.g. credit_risk."),
-        version: str = typer.Option(..., "--version", help="MLflow model version."),
+        version: str = typer.Option(
+            ..., "--version", help="MLflow model version, or an alias (e.g. challenger)."
+        ),
         to: str = typer.Option(..., "--to", help="dev | stage | prod"),
         report: Path | None = typer.Option(
-            None, "--report", help="Gate report directory (report.json + report.md)."
+            None,
+            "--report",
+            help="Gate report directory (report.json + report.md; default: the one `gates run` "
+            "wrote for this version and environment).",
         ),
         image: str | None = typer.Option(
             None, "--image", help="REPOSITORY@sha256:... (default: the image build record)."
@@ -75,24 +110,31 @@ def register(app: typer.Typer) -> None:
         """Open the PR that promotes MODEL VERSION to an environment (prod: as canary)."""
         from mlgate.gitops.promote import promote
 
-        pr = promote(
-            state(ctx).settings(),
-            model,
-            version,
-            to,
-            report,
-            image=image,
-            override_reason=_override(override_gates, reason),
-        )
+        settings = state(ctx).settings()
+        override = _override(override_gates, reason)
+        with progress(f"promoting {model} {version} to {to}", quiet=json_out):
+            number, evidence = _evidence(
+                settings, model, version, to, report, overridden=override is not None
+            )
+            pr = promote(
+                settings, model, number, to, evidence, image=image, override_reason=override
+            )
         _opened(pr, json_out)
 
     @canary_app.command("start")
     def canary_start(
         ctx: typer.Context,
         model: str = typer.Option(..., "--model"),
-        version: str = typer.Option(..., "--version"),
+        version: str = typer.Option(
+            ..., "--version", help="MLflow model version, or an alias (e.g. challenger)."
+        ),
         env: str = typer.Option("prod", "--env"),
-        report: Path | None = typer.Option(None, "--report", help="Gate report directory."),
+        report: Path | None = typer.Option(
+            None,
+            "--report",
+            help="Gate report directory (default: the one `gates run` wrote for this version "
+            "and environment).",
+        ),
         weight: int | None = typer.Option(
             None, "--weight", help="Traffic % (default: policy canary.initial_weight)."
         ),
@@ -104,16 +146,22 @@ def register(app: typer.Typer) -> None:
         """Start VERSION as canary next to the stable version."""
         from mlgate.gitops import canary
 
-        pr = canary.start(
-            state(ctx).settings(),
-            model,
-            env,
-            version,
-            report,
-            weight=weight,
-            image=image,
-            override_reason=_override(override_gates, reason),
-        )
+        settings = state(ctx).settings()
+        override = _override(override_gates, reason)
+        with progress(f"starting {model} {version} as canary in {env}", quiet=json_out):
+            number, evidence = _evidence(
+                settings, model, version, env, report, overridden=override is not None
+            )
+            pr = canary.start(
+                settings,
+                model,
+                env,
+                number,
+                evidence,
+                weight=weight,
+                image=image,
+                override_reason=override,
+            )
         _opened(pr, json_out)
 
     @canary_app.command("set-weight")
@@ -127,7 +175,9 @@ def register(app: typer.Typer) -> None:
         """Change the canary's traffic weight (in git; Argo CD applies it)."""
         from mlgate.gitops import canary
 
-        _opened(canary.set_weight(state(ctx).settings(), model, env, weight), json_out)
+        with progress(f"canary weight {weight}%", quiet=json_out):
+            pr = canary.set_weight(state(ctx).settings(), model, env, weight)
+        _opened(pr, json_out)
 
     @canary_app.command("promote")
     def canary_promote(
@@ -142,13 +192,11 @@ def register(app: typer.Typer) -> None:
         """Make the canary stable and remove the old stable predictor."""
         from mlgate.gitops import canary
 
-        pr = canary.promote_canary(
-            state(ctx).settings(),
-            model,
-            env,
-            report,
-            override_reason=_override(override_gates, reason),
-        )
+        override = _override(override_gates, reason)
+        with progress(f"promoting the {env} canary of {model}", quiet=json_out):
+            pr = canary.promote_canary(
+                state(ctx).settings(), model, env, report, override_reason=override
+            )
         _opened(pr, json_out)
 
     @canary_app.command("abort")
@@ -162,7 +210,9 @@ def register(app: typer.Typer) -> None:
         """Remove the canary (all traffic to stable) and quarantine its version. Always allowed."""
         from mlgate.gitops import canary
 
-        _opened(canary.abort(state(ctx).settings(), model, env, reason), json_out)
+        with progress(f"aborting the {env} canary of {model}", quiet=json_out):
+            pr = canary.abort(state(ctx).settings(), model, env, reason)
+        _opened(pr, json_out)
 
     app.add_typer(canary_app, name="canary")
 
@@ -177,14 +227,17 @@ def register(app: typer.Typer) -> None:
         """`git revert` the latest change to ENV and quarantine the reverted version."""
         from mlgate.gitops.rollback import rollback
 
-        _opened(rollback(state(ctx).settings(), model, env, reason), json_out)
+        with progress(f"rolling back {model} in {env}", quiet=json_out):
+            pr = rollback(state(ctx).settings(), model, env, reason)
+        _opened(pr, json_out)
 
     @app.command("status")
     def status_cmd(ctx: typer.Context, json_out: bool = _JSON) -> None:
         """What runs where (model x env), read from the GitOps repository's main alone."""
         from mlgate.gitops.status import read_status
 
-        st = read_status(state(ctx).settings())
+        with progress("reading git", quiet=json_out):
+            st = read_status(state(ctx).settings())
         if json_out:
             emit_json(st)
             return
@@ -234,14 +287,29 @@ def register(app: typer.Typer) -> None:
     @pr_app.command("merge")
     def pr_merge(
         ctx: typer.Context,
-        branch: str = typer.Argument(...),
+        branch: str | None = typer.Argument(
+            None, help="The PR's branch (or name it by --model and --env)."
+        ),
+        model: str | None = typer.Option(
+            None, "--model", help="With --env: the one open PR that changes MODEL in ENV."
+        ),
+        env: str | None = typer.Option(None, "--env", help="With --model."),
         approver: list[str] = typer.Option([], "--approver", help="Who approved (repeat for two)."),
         json_out: bool = _JSON,
     ) -> None:
         """Merge under the four-eyes rules (adds Approved-by trailers)."""
-        from mlgate.gitops.pr import merge_pr
+        from mlgate.errors import BadInputError
+        from mlgate.gitops.pr import merge_pr, open_pr_for
 
-        res: MergeResult = merge_pr(state(ctx).settings(), branch, approver)
+        settings = state(ctx).settings()
+        by_target = model is not None or env is not None
+        if (branch is None) != by_target or (by_target and not (model and env)):
+            raise BadInputError("name the pull request: BRANCH, or both --model and --env")
+        with progress("merging", quiet=json_out):
+            if branch is None:
+                assert model is not None and env is not None
+                branch = open_pr_for(settings, model, env)
+            res: MergeResult = merge_pr(settings, branch, approver)
         if json_out:
             emit_json(res)
             return
@@ -274,7 +342,8 @@ def register(app: typer.Typer) -> None:
         """Set MLflow aliases dev/stage/prod/champion to what git says runs (idempotent)."""
         from mlgate.gitops.aliases import sync_aliases
 
-        res = sync_aliases(state(ctx).settings(), model or None)
+        with progress("syncing MLflow aliases with git", quiet=json_out):
+            res = sync_aliases(state(ctx).settings(), model or None)
         if json_out:
             emit_json(res)
             return
@@ -306,12 +375,15 @@ def register(app: typer.Typer) -> None:
         from mlgate.gitops.validate import validate_tree
 
         settings = state(ctx).settings()
-        if gitops:
-            repo = GitopsRepo.open(settings)
-            with repo.session():
-                report = validate_tree(repo.work, settings.crd_schema_dir(), checkov=checkov)
-        else:
-            report = validate_tree(root or REPO_ROOT, settings.crd_schema_dir(), checkov=checkov)
+        with progress("rendering and validating manifests", quiet=json_out):
+            if gitops:
+                repo = GitopsRepo.open(settings)
+                with repo.session():
+                    report = validate_tree(repo.work, settings.crd_schema_dir(), checkov=checkov)
+            else:
+                report = validate_tree(
+                    root or REPO_ROOT, settings.crd_schema_dir(), checkov=checkov
+                )
         if json_out:
             emit_json({**report.model_dump(mode="json"), "ok": report.ok})
         else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import emit_json, out, progress, state
 
 
 def register(app: typer.Typer) -> None:
@@ -74,18 +74,15 @@ def register(app: typer.Typer) -> None:
         from mlgate.packaging import build as b
 
         settings = state(ctx).settings()
-        with console.status("building") as spinner:
-
-            def progress(msg: str) -> None:
-                spinner.update(msg)
-                console.log(msg)
-
+        if not platform and not (model and version):
+            raise BadInputError("--model and --version are required (or --platform)")
+        what = "the platform image" if platform else f"{model} {version}"
+        with progress(f"building {what}", quiet=as_json) as say:
             if platform:
-                rec = b.build_platform_image(settings, push=push, progress=progress)
+                rec = b.build_platform_image(settings, push=push, progress=say)
             else:
-                if not model or not version:
-                    raise BadInputError("--model and --version are required (or --platform)")
-                rec = b.build_model_image(settings, model, version, push=push, progress=progress)
+                assert model and version
+                rec = b.build_model_image(settings, model, version, push=push, progress=say)
         if as_json:
             emit_json(rec)
             return

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import console, emit_json, out, progress, state
 from mlgate.errors import EXIT_FAIL, BadInputError
 
 pipeline_app = typer.Typer(
@@ -77,16 +77,16 @@ def run_cmd(
             "(for a cluster use `mlgate pipeline submit NAME --host URL`)"
         )
     settings = state(ctx).settings()
-    with console.status(f"[bold]pipeline {name}[/]: starting") as status:
+    with progress(f"pipeline {name}", quiet=as_json) as say:
 
-        def progress(task: str, what: str) -> None:
+        def on_task(task: str, what: str) -> None:
             if what == "running":
-                status.update(f"[bold]pipeline {name}[/]: running [cyan]{task}[/]")
-            else:
+                say(f"running {task}")
+            elif not as_json:
                 colour = "green" if what == "SUCCESS" else "red"
                 console.print(f"  [{colour}]{what:<8}[/] {task}")
 
-        result = local_run.run_local(name, settings, arguments=_params(param), progress=progress)
+        result = local_run.run_local(name, settings, arguments=_params(param), progress=on_task)
     if as_json:
         emit_json(result)
     else:

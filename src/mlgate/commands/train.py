@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from mlgate.commands._common import console, emit_json, out, state
+from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
 
 
@@ -29,10 +29,8 @@ def register(app: typer.Typer) -> None:
 
         settings = state(ctx).settings()
         cfg = load_model_config(model_config)
-        with console.status("training") as status:
-            result = train_model(
-                settings, cfg, reproduce=reproduce, progress=lambda m: status.update(m)
-            )
+        with progress(f"training {cfg.name}", quiet=as_json) as say:
+            result = train_model(settings, cfg, reproduce=reproduce, progress=say)
         if as_json:
             emit_json(result)
         else:
@@ -89,14 +87,15 @@ def register(app: typer.Typer) -> None:
         from mlgate.training.explain import explain
 
         settings = state(ctx).settings()
-        result = explain(
-            settings,
-            model,
-            version,
-            application_id=application_id,
-            json_input=json_input,
-            cutoff=cutoff,
-        )
+        with progress(f"scoring with {model} {version}", quiet=as_json):
+            result = explain(
+                settings,
+                model,
+                version,
+                application_id=application_id,
+                json_input=json_input,
+                cutoff=cutoff,
+            )
         if as_json:
             emit_json(result)
             return

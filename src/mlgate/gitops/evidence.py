@@ -28,6 +28,7 @@ class GateReport(BaseModel):
     env: str
     overall: str
     failing: list[str]
+    reasons: list[str] = []  # "gate: reason" for every reason of every blocking gate short of PASS
     markdown: str
 
 
@@ -55,10 +56,16 @@ def load_report(report: Path) -> GateReport:
             raise BadInputError(f"{path}: key `{key}` is missing")
     md_path = path.parent / "report.md"
     markdown = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    failing = [
-        str(g.get("name"))
+    short = [
+        g
         for g in doc.get("gates") or []
         if isinstance(g, dict) and g.get("status") != "PASS" and g.get("blocking", True)
+    ]
+    failing = [str(g.get("name")) for g in short]
+    reasons = [
+        f"{g.get('name')} {g.get('status')}: {r}"
+        for g in short
+        for r in (g.get("reasons") or [g.get("summary") or "no reason recorded"])
     ]
     return GateReport(
         path=str(path),
@@ -69,6 +76,7 @@ def load_report(report: Path) -> GateReport:
         env=str(doc["env"]),
         overall=str(doc["overall"]).upper(),
         failing=failing,
+        reasons=reasons,
         markdown=markdown,
     )
 

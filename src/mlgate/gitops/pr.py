@@ -185,6 +185,20 @@ def list_prs(settings: PlatformSettings) -> list[PullRequest]:
         return [_pr(repo, b) for b in sorted(branches)]
 
 
+def open_pr_for(settings: PlatformSettings, model: str, env: str) -> str:
+    """The branch of the one open pull request that changes MODEL in ENV, so a reviewer can
+    name the change by what it touches (`pr merge --model m --env prod`) instead of copying a
+    branch name. None open, or several, is bad input naming them."""
+    branches = [p.branch for p in list_prs(settings) if (p.model, p.env) == (model, env)]
+    if len(branches) != 1:
+        found = ", ".join(branches) if branches else "none"
+        raise BadInputError(
+            f"expected one open pull request for {model} in {env}, found {found}: "
+            "name the branch (see `mlgate pr list`)"
+        )
+    return branches[0]
+
+
 def show_pr(settings: PlatformSettings, branch: str) -> PullRequest:
     repo = GitopsRepo.open(settings)
     with repo.session():

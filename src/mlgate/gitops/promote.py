@@ -38,6 +38,7 @@ from mlgate.gitops.overlay import (
 from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.quarantine import read_quarantine
 from mlgate.gitops.repo import GitopsRepo
+from mlgate.training.versions import version_number
 
 ENTERING = {"promote", "canary-promote"}
 
@@ -69,8 +70,8 @@ def check_report(
             f"promoted to {env}; nothing was committed"
         )
         if rep.overall == "INCONCLUSIVE":
-            raise Inconclusive(text)
-        raise Refused(text)
+            raise Inconclusive(text, problems=rep.reasons)
+        raise Refused(text, problems=rep.reasons)
     return rep
 
 
@@ -123,9 +124,8 @@ def promote(
     """Open the promotion PR (branch `promote/<model>-<version>-<env>`), or refuse."""
     check_model(model)
     check_env(to)
-    version = str(version).strip()
-    if not version:
-        raise BadInputError("--version: empty")
+    # An alias (`challenger`) becomes the number here: the commit records what was judged.
+    version = version_number(settings, model, version)
     from mlgate.gitops.status import read_status
 
     known = read_status(settings).model(model)  # fail fast, before reading any evidence

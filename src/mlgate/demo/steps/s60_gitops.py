@@ -261,33 +261,11 @@ def _status_table(ctx: DemoContext) -> dict[str, Any]:
 
 
 def _replayed_requests(ctx: DemoContext, model: str, days: int) -> Path:
-    """The demo has no live traffic: the newest `days` of applications from the data source,
-    replayed as the request log the serving logger would have written (features, row key,
-    application time, entity key), each routed to stable or canary the way a weighted split
-    would (a hash of the application id against the canary weight). No outcome columns: the
-    analysis joins early outcomes from the data source by row key, as it would in production."""
-    from mlgate.gates.collect import recent_applications, run_dataset
-    from mlgate.training.registry import load_scorer
+    """The demo has no live traffic: the newest `days` of applications replayed as the request
+    log (`mlgate canary replay`), split by the canary weight."""
+    from mlgate.canary.replay import replay_requests
 
-    es = read_status(ctx.settings).model(model).envs["prod"]  # type: ignore[union-attr]
-    assert es.canary_version is not None and es.canary_weight is not None
-    dataset = run_dataset(ctx.settings, load_scorer(ctx.settings, model, es.canary_version).run_id)
-    frame, _window = recent_applications(ctx.settings, dataset, days)
-    keep = [c for c in frame.columns if c not in {dataset.label, dataset.early_label}]
-    log = frame[keep].copy()
-    key = dataset.row_key or dataset.entity_key
-    bucket = (
-        log[key]
-        .astype(str)
-        .map(lambda k: int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) % 100)
-    )
-    log["served_by"] = [
-        es.canary_version if b < es.canary_weight else es.stable_version for b in bucket
-    ]
-    path = ctx.settings.ws().reports_dir / "canary" / f"requests-{model}-prod-replayed.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    log.to_parquet(path, index=False)
-    return path
+    return Path(replay_requests(ctx.settings, model, "prod", days).path)
 
 
 def _canary_analysis(ctx: DemoContext, model: str) -> tuple[Any, Path]:
