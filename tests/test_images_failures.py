@@ -79,7 +79,15 @@ def test_disk_full_while_staging_keeps_nothing(pushed_image, workspace, tmp_path
     client.create_registered_model("credit_risk_diskfull")
     artifact = pushed_image.settings.ws().root / "serving" / "artifacts"
     source = next(p for p in artifact.iterdir() if (p / "MLmodel").is_file())
-    client.create_model_version("credit_risk_diskfull", str(source))
+    # A run holding the dataset config: the image's serving contract reads its value ranges.
+    from mlgate.training.registry import read_artifact_json
+
+    world = pushed_image.world
+    dataset = read_artifact_json(world.settings, world.run_id, "config/dataset_config.json")
+    exp = client.create_experiment("diskfull", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(exp)
+    client.log_dict(run.info.run_id, dataset, "config/dataset_config.json")
+    client.create_model_version("credit_risk_diskfull", str(source), run_id=run.info.run_id)
     small = tmp_path / "small"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
