@@ -139,10 +139,19 @@ def test_readme_walkthrough_uses_only_existing_verbs_and_options() -> None:
     assert not any("--version N" in c or "vN" in c for c in commands)  # no placeholder to guess
 
 
+# Variables that make rich treat any stream as a terminal, or none: not the test's to inherit.
+RICH_OVERRIDES = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TERM", "COLUMNS")
+
+
+def _plain_env(workspace) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k not in RICH_OVERRIDES}
+    return {**env, "MLGATE_WORKSPACE": str(workspace)}
+
+
 def _on_terminal(args: list[str], workspace) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
     """Run the console script with stderr on a pseudo-terminal (stdout a pipe, as `| jq`)."""
     master, slave = pty.openpty()
-    env = {**os.environ, "MLGATE_WORKSPACE": str(workspace), "TERM": "xterm", "COLUMNS": "120"}
+    env = {**_plain_env(workspace), "TERM": "xterm", "COLUMNS": "120"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlgate"), *args],
         stdout=subprocess.PIPE,
@@ -185,6 +194,7 @@ def test_long_steps_are_quiet_off_a_terminal(workspace) -> None:
         [sys.executable, "-m", "mlgate.cli", "data", "generate", "--n", "3000", "--months", "18"],
         capture_output=True,
         text=True,
+        env=_plain_env(workspace),
         check=False,
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -77,10 +77,12 @@ def read_requests(
         if state is None:
             raise BadInputError("--requests URL: needs the canary's state to know what to fetch")
         from mlgate.gitops.overlay import namespace
-        from mlgate.serving.logsink import fetch_requests
+        from mlgate.serving.logsink import read_token_from_env
+        from mlgate.serving.logsink_client import fetch_requests
 
         since = state.started.isoformat() if state.started else None
-        df = fetch_requests(str(path), namespace(state.model, state.env), SDEP_NAME, since)
+        ns = namespace(state.model, state.env)
+        df = fetch_requests(str(path), ns, SDEP_NAME, since, token=read_token_from_env())
         # Only requests that carried every feature can be scored again by the other version;
         # key-only requests (features looked up by the runtime) are counted and left out.
         full = df["inputs_sent"].map(lambda s: set(features) <= set(str(s).split(",")))
