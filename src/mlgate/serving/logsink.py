@@ -32,7 +32,7 @@ import os
 import queue
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
@@ -161,6 +161,22 @@ def _index_key(line: bytes) -> tuple[str, str, str] | None:
     except (ValueError, KeyError, TypeError):
         log.warning("skipping a stored line that is not an event: %r", line[:80])
         return None
+
+
+def _lines_backward(path: Path, block: int = 1 << 20) -> Iterator[bytes]:
+    """A file's lines (without newlines), last first, read in blocks from its end."""
+    with path.open("rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        rest = b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            lines = (f.read(step) + rest).split(b"\n")
+            rest = lines[0]  # the start of a line that began in the block before
+            yield from reversed(lines[1:])
+        if rest:
+            yield rest
 
 
 def load_token(path: str | Path, what: str) -> bytes:
@@ -301,25 +317,21 @@ class LogStore:
         return recovered
 
     def _load_index(self) -> None:
-        """The newest `index_size` events' ids, newest files first, each file streamed: start-up
-        reads a bounded amount into memory, however long the log is."""
+        """The newest `index_size` events' ids: newest files first, each read from its end, so
+        start-up reads about `index_size` lines however long the log is."""
         files = sorted(self._day_files(), key=lambda p: (p.stem, str(p)), reverse=True)
-        newest: list[deque[tuple[str, str, str]]] = []
-        room = self.index_size
+        newest_first: list[tuple[str, str, str]] = []
         for path in files:
-            if room <= 0:
+            for line in _lines_backward(path):
+                key = _index_key(line)
+                if key is not None:
+                    newest_first.append(key)
+                    if len(newest_first) >= self.index_size:
+                        break
+            if len(newest_first) >= self.index_size:
                 break
-            tail: deque[tuple[str, str, str]] = deque(maxlen=room)
-            with path.open("rb") as f:
-                for line in f:
-                    key = _index_key(line)
-                    if key is not None:
-                        tail.append(key)
-            newest.append(tail)
-            room -= len(tail)
-        for tail in reversed(newest):  # oldest first: the newest end up last
-            for ev_id, rid, kind in tail:
-                self._remember(ev_id, rid, kind)
+        for ev_id, rid, kind in reversed(newest_first):  # the newest end up last (kept longest)
+            self._remember(ev_id, rid, kind)
 
     def _remember(self, ev_id: str, rid: str, kind: str) -> None:
         self._ids[ev_id] = None
