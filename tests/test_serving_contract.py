@@ -28,11 +28,11 @@ from mlgate.serving.contract import (
     Tensor,
     check_datatypes,
     check_rows,
-    decide,
     feature_rules,
     known_categories,
     read_inputs,
 )
+from mlgate.training.pyfunc import decide
 
 REPO = Path(__file__).resolve().parents[1]
 

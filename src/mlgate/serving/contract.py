@@ -314,20 +314,6 @@ def check_rows(
     return Checked(columns=out, issues=issues)
 
 
-def decide(pd_values: Sequence[float | None], cutoff: float) -> list[str]:
-    """`decline` at or above the cut-off, `approve` below it, `refer` for anything else.
-
-    A missing or non-finite PD is never `approve` (`NaN >= cutoff` is false).
-    """
-    out = []
-    for p in pd_values:
-        if p is None or not math.isfinite(p) or not 0.0 <= p <= 1.0:
-            out.append("refer")
-        else:
-            out.append("decline" if p >= cutoff else "approve")
-    return out
-
-
 def known_categories(pd_model: Any) -> dict[str, list[str] | None]:
     """The categories each categorical feature had in training, read from the fitted encoder.
 

@@ -55,11 +55,11 @@ from mlgate.serving.contract import (
     Tensor,
     check_datatypes,
     check_rows,
-    decide,
     feature_rules,
     read_inputs,
 )
 from mlgate.training.fastpath import LinearFastPath
+from mlgate.training.pyfunc import decide
 
 CUTOFF_ENV = "MLGATE_CUTOFF"
 KEY = "applicant_id"

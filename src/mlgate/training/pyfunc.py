@@ -9,6 +9,8 @@ training data being reachable.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,22 @@ from mlflow.pyfunc import PythonModel
 
 from mlgate.training.pipeline import PDModel
 from mlgate.training.reason_codes import ReasonCode, attribute, reason_codes
+
+
+def decide(pd_values: Sequence[float | None] | np.ndarray, cutoff: float) -> list[str]:
+    """`decline` at or above the cut-off, `approve` below it, `refer` for anything else.
+
+    The one decision rule for the server, `mlgate explain` and anything that turns a PD into a
+    decision: a missing or non-finite PD is never `approve` (`NaN >= cutoff` is false, so the
+    naive rule would approve it).
+    """
+    out = []
+    for p in pd_values:
+        if p is None or not math.isfinite(p) or not 0.0 <= p <= 1.0:
+            out.append("refer")
+        else:
+            out.append("decline" if p >= cutoff else "approve")
+    return out
 
 
 class CreditRiskModel(PythonModel):  # type: ignore[misc]
@@ -67,8 +85,7 @@ class CreditRiskModel(PythonModel):  # type: ignore[misc]
         return self.pd_model.logit(df)
 
     def decisions(self, pd_: np.ndarray, cutoff: float | None = None) -> list[str]:
-        c = self.cutoff if cutoff is None else cutoff
-        return ["decline" if p >= c else "approve" for p in pd_]
+        return decide(pd_, self.cutoff if cutoff is None else cutoff)
 
     def reason_codes(self, df: pd.DataFrame, top_k: int | None = None) -> list[list[ReasonCode]]:
         """Top adverse factors per row (largest contributions that raise the PD)."""
