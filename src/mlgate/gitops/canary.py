@@ -16,6 +16,8 @@ from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.promote import check_report, description, evidence_trailers, promote
 from mlgate.gitops.quarantine import add_quarantine, read_quarantine
 from mlgate.gitops.status import read_status
+from mlgate.records.trailers import ChangeKind, make_trailers
+from mlgate.records.values import check_text
 
 
 def _running(settings: PlatformSettings, model: str, env: str) -> Release:
@@ -100,17 +102,17 @@ def set_weight(settings: PlatformSettings, model: str, env: str, weight: int) ->
         Proposal(
             model=model,
             env=env,
-            change="canary-set-weight",
+            change=ChangeKind.CANARY_SET_WEIGHT,
             version=planned.canary_version,
             branch=f"canary/{model}-{planned.canary_version}-{env}-weight-{weight}",
             subject=subject,
-            trailers=[
-                ("Model", model),
-                ("Model-Version", planned.canary_version or ""),
-                ("Environment", env),
-                ("Change", "canary-set-weight"),
-                ("Canary-Weight", str(weight)),
-            ],
+            trailers=make_trailers(
+                model=model,
+                model_version=planned.canary_version,
+                environment=env,
+                change=ChangeKind.CANARY_SET_WEIGHT,
+                canary_weight=weight,
+            ),
             description=f"## {subject}\n",
         ),
         edit,
@@ -158,19 +160,19 @@ def promote_canary(
         Proposal(
             model=model,
             env=env,
-            change="canary-promote",
+            change=ChangeKind.CANARY_PROMOTE,
             version=version,
             branch=f"canary/{model}-{version}-{env}-promote",
             subject=subject,
-            trailers=[
-                ("Model", model),
-                ("Model-Version", version),
-                ("Environment", env),
-                ("Change", "canary-promote"),
-                ("Image-Digest", (planned.canary_image or "@").split("@", 1)[1]),
-                ("Replaces", planned.stable_version),
-                *evidence_trailers(rep, override_reason),
-            ],
+            trailers=make_trailers(
+                model=model,
+                model_version=version,
+                environment=env,
+                change=ChangeKind.CANARY_PROMOTE,
+                image_digest=(planned.canary_image or "@").split("@", 1)[1],
+                replaces=planned.stable_version,
+                **evidence_trailers(rep, override_reason),
+            ),
             description=description(rep, override_reason, f"## {subject}"),
         ),
         edit,
@@ -183,6 +185,7 @@ def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> Pull
     check_env(env)
     if not reason.strip():
         raise BadInputError("--reason: say why the canary is aborted")
+    why = check_text(reason.strip(), "--reason")
     planned = _running(settings, model, env)
     version = planned.canary_version or ""
 
@@ -194,7 +197,7 @@ def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> Pull
                 update={"canary_version": None, "canary_image": None, "canary_weight": None}
             ),
         )
-        add_quarantine(root, model, version, f"canary aborted in {env}: {reason.strip()}", env)
+        add_quarantine(root, model, version, f"canary aborted in {env}: {why}", env)
 
     subject = (
         f"Abort canary {model} {version} in {env}: all traffic back to {planned.stable_version}"
@@ -204,19 +207,19 @@ def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> Pull
         Proposal(
             model=model,
             env=env,
-            change="canary-abort",
+            change=ChangeKind.CANARY_ABORT,
             version=version,
             branch=f"canary/{model}-{version}-{env}-abort",
             subject=subject,
-            body=f"Reason: {reason.strip()}",
-            trailers=[
-                ("Model", model),
-                ("Model-Version", version),
-                ("Environment", env),
-                ("Change", "canary-abort"),
-                ("Quarantined", version),
-            ],
-            description=f"## {subject}\n\nReason: {reason.strip()}\n",
+            body=[f"Reason given: {why}"],
+            trailers=make_trailers(
+                model=model,
+                model_version=version,
+                environment=env,
+                change=ChangeKind.CANARY_ABORT,
+                quarantined=version,
+            ),
+            description=f"## {subject}\n\nReason: {why}\n",
         ),
         edit,
     )

@@ -71,7 +71,7 @@ def open_pull_request(settings: PlatformSettings, proposal: Proposal, sha: str) 
     )
     number, url = int(created["number"]), str(created.get("html_url", ""))
     lines = ["mlgate lineage of this change:", "", "| trailer | value |", "|---|---|"]
-    lines += [f"| {k} | `{v}` |" for k, v in proposal.trailers if v]
+    lines += [f"| {k} | `{v}` |" for k, v in proposal.trailers.pairs()]
     gh.call("POST", f"/issues/{number}/comments", json={"body": "\n".join(lines)})
     return number, url
 

@@ -1,19 +1,22 @@
-"""Commits as changes: subject, author and the lineage trailers mlgate writes.
+"""Commits as changes: who made each one, when, and its lineage trailers.
 
-Every mlgate commit ends with trailers (`Model:`, `Model-Version:`, `Environment:`, `Change:`,
-`Image-Digest:`, `MLflow-Run:`, `Data-Fingerprint:`, `Gate-Report:`, `Approved-by:` ...), so
-the history alone answers what ran where, who approved it and on what evidence.
+The trailers themselves (keys, change kinds, the writer and the parser) live in
+`mlgate.records.trailers`; this module only reads commits from git and hands each message to
+that parser, so what the history says is read exactly the way it was written. A commit on main
+whose trailer block mlgate would never have written stops the read (exit 2, naming the commit)
+rather than being half-understood.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from mlgate.gitops.repo import run_git
+from mlgate.records.trailers import Trailers, parse_message
 
-_FMT = "%H%x1f%an%x1f%ae%x1f%ct%x1f%s%x1f%(trailers:unfold,separator=%x1d)%x1e"
+_FMT = "%H%x1f%an%x1f%ae%x1f%ct%x1f%B"
 
 
 class Change(BaseModel):
@@ -22,21 +25,22 @@ class Change(BaseModel):
     author_email: str
     time: int
     subject: str
-    trailers: dict[str, list[str]] = Field(default_factory=dict)
+    lineage: Trailers | None = None  # None: a commit mlgate did not write
+
+    @property
+    def trailers(self) -> dict[str, list[str]]:
+        return self.lineage.as_dict() if self.lineage else {}
 
     def get(self, key: str) -> str | None:
+        """One trailer's value by its key (`Model-Version`), None when absent."""
         values = self.trailers.get(key.lower())
-        return values[-1] if values else None
+        return values[0] if values else None
 
 
-def parse_trailers(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in text.replace("\x1d", "\n").splitlines():
-        if ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        out.setdefault(key.strip().lower(), []).append(value.strip())
-    return out
+def parse_trailers(message: str) -> dict[str, list[str]]:
+    """A whole commit message's trailers, lower-cased key -> values (for display and tests)."""
+    lineage = parse_message(message, "commit message")
+    return lineage.as_dict() if lineage else {}
 
 
 def log(
@@ -48,7 +52,7 @@ def log(
 ) -> list[Change]:
     """Changes reachable from `rev` (newest first), optionally only those touching `paths`."""
     args = [f"--git-dir={git_dir}"] if git_dir else []
-    args += ["log", f"--format={_FMT}"]
+    args += ["log", "-z", f"--format={_FMT}"]
     if max_count:
         args.append(f"-{max_count}")
     args.append(rev)
@@ -56,28 +60,18 @@ def log(
         args += ["--", *paths]
     out = run_git(args, cwd)
     changes = []
-    for rec in out.split("\x1e"):
-        rec = rec.strip("\n")
-        if not rec:
+    for rec in out.split("\x00"):
+        if not rec.strip("\n"):
             continue
-        sha, an, ae, ct, subject, trailers = (rec.split("\x1f") + [""] * 6)[:6]
+        sha, an, ae, ct, msg = (rec.split("\x1f", 4) + [""] * 5)[:5]
         changes.append(
             Change(
                 sha=sha,
                 author=an,
                 author_email=ae,
                 time=int(ct or 0),
-                subject=subject,
-                trailers=parse_trailers(trailers),
+                subject=msg.split("\n", 1)[0],
+                lineage=parse_message(msg, f"commit {sha[:10]}"),
             )
         )
     return changes
-
-
-def message(subject: str, body: str, trailers: list[tuple[str, str]]) -> str:
-    """A commit message: subject, body, then one trailer block (git interpret-trailers style)."""
-    lines = [subject, ""]
-    if body.strip():
-        lines += [body.strip(), ""]
-    lines += [f"{k}: {v}" for k, v in trailers if v is not None and v != ""]
-    return "\n".join(lines) + "\n"

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml as pyyaml
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ValidationInfo, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from mlgate.errors import BadInputError
+from mlgate.records.values import canonical_version
 
 _LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
 
@@ -79,6 +80,15 @@ class Release(BaseModel):
     canary_version: str | None = None
     canary_image: str | None = None
     canary_weight: int | None = None
+
+    @field_validator("stable_version", "canary_version")
+    @classmethod
+    def _version(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """One spelling per version (`002` is 2), so every comparison sees the same number."""
+        try:
+            return None if v is None else canonical_version(v, info.field_name or "version")
+        except BadInputError as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("canary_weight")
     @classmethod

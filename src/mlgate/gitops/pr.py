@@ -26,12 +26,12 @@ from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, GateFailed
-from mlgate.gitops.history import Change, log, message
+from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import model_dir, overlay_dir
 from mlgate.gitops.quarantine import read_quarantine
 from mlgate.gitops.repo import NOTES_REF, GitError, GitopsRepo
+from mlgate.records.trailers import RESTORING, Trailers, commit_message, with_approvals
 
-RESTORING = {"canary-abort", "rollback"}
 PR_PREFIXES = ("promote", "canary", "rollback")
 
 
@@ -48,8 +48,8 @@ class Proposal(BaseModel):
     version: str | None
     branch: str
     subject: str
-    body: str = ""
-    trailers: list[tuple[str, str]] = Field(default_factory=list)
+    body: list[str] = Field(default_factory=list)
+    trailers: Trailers
     description: str = ""
 
 
@@ -111,7 +111,7 @@ def open_pr(
                     f"{overlay_dir(proposal.model, proposal.env)}: nothing to change "
                     f"({proposal.subject})"
                 )
-            msg = message(proposal.subject, proposal.body, proposal.trailers)
+            msg = commit_message(proposal.subject, proposal.trailers, proposal.body)
             repo.git("commit", "-q", "-F", "-", input=msg)
             sha = repo.rev("HEAD")
             repo.git("push", "-q", "origin", f"HEAD:{target}")
@@ -276,6 +276,9 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
                 raise Refused(
                     f"pull request {branch}: version {pr.version} of {pr.model} is quarantined"
                 )
+        # Checked before anything moves: an approver name is a value like any other trailer's.
+        original = repo.git("log", "-1", "--format=%B", pr.sha).rstrip("\n")
+        msg = with_approvals(original, distinct, f"pull request {branch}", "--approver")
         try:
             repo.git("cherry-pick", "--allow-empty", pr.sha)
         except GitError as exc:
@@ -284,8 +287,6 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
                 f"pull request {branch} does not apply to {repo.branch}: {exc.message}. "
                 "Re-run the gates against the new champion and open a new pull request."
             ) from exc
-        original = repo.git("log", "-1", "--format=%B", pr.sha).rstrip("\n")
-        msg = original + "\n" + "".join(f"Approved-by: {a}\n" for a in distinct)
         repo.git("commit", "-q", "--amend", "--no-edit", "-F", "-", input=msg)
         merged = repo.rev("HEAD")
         if pr.description:

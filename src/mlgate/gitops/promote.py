@@ -38,9 +38,9 @@ from mlgate.gitops.overlay import (
 from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.quarantine import read_quarantine
 from mlgate.gitops.repo import GitopsRepo
+from mlgate.records.trailers import ENTERING, ChangeKind, make_trailers
+from mlgate.records.values import check_text
 from mlgate.training.versions import version_number
-
-ENTERING = {"promote", "canary-promote"}
 
 
 def check_report(
@@ -75,16 +75,17 @@ def check_report(
     return rep
 
 
-def evidence_trailers(rep: GateReport | None, override_reason: str | None) -> list[tuple[str, str]]:
-    out = []
+def evidence_trailers(rep: GateReport | None, override_reason: str | None) -> dict[str, str]:
+    """The evidence fields of `records.trailers.Trailers` (field name -> value)."""
+    out: dict[str, str] = {}
     if rep is not None:
-        out += [("Gate-Report", rep.sha256), ("Gate-Result", rep.overall)]
+        out |= {"gate_report": rep.sha256, "gate_result": rep.overall}
         if rep.champion:
-            out.append(("Champion", rep.champion))
+            out["champion"] = rep.champion
     else:
-        out += [("Gate-Report", "none")]
+        out["gate_report"] = "none"
     if override_reason is not None:
-        out.append(("Override-Reason", " ".join(override_reason.split())))
+        out["override_reason"] = check_text(override_reason.strip(), "--reason")
     return out
 
 
@@ -104,7 +105,7 @@ def description(rep: GateReport | None, override_reason: str | None, summary: st
 def previously_in(repo_work: Path, main: str, model: str, env: str, version: str) -> bool:
     """Was `version` ever merged into `env` (promoted there, or a canary promoted there)?"""
     for c in log(None, repo_work, main, [overlay_dir(model, env)]):
-        if c.get("Model-Version") == version and c.get("Change") in ENTERING:
+        if c.lineage and c.lineage.model_version == version and c.lineage.change in ENTERING:
             return True
     return False
 
@@ -181,28 +182,28 @@ def promote(
         + (f" as canary at {canary_weight}%" if as_canary else "")
         + (" [GATES OVERRIDDEN]" if override_reason is not None else "")
     )
-    trailers = [
-        ("Model", model),
-        ("Model-Version", version),
-        ("Environment", to),
-        ("Change", "promote"),
-        ("Image-Digest", image_ref.split("@", 1)[1]),
-        ("Image", image_ref),
-        ("MLflow-Run", lineage.run_id or "unknown"),
-        ("Data-Fingerprint", lineage.data_fingerprint or "unknown"),
-        ("Feature-Service", lineage.feature_service or ""),
-        ("Training-Commit", lineage.git_commit or ""),
-        *([("Canary-Weight", str(canary_weight))] if as_canary else []),
-        *evidence_trailers(rep, override_reason),
-    ]
+    trailers = make_trailers(
+        model=model,
+        model_version=version,
+        environment=to,
+        change=ChangeKind.PROMOTE,
+        image_digest=image_ref.split("@", 1)[1],
+        image=image_ref,
+        mlflow_run=lineage.run_id or "unknown",
+        data_fingerprint=lineage.data_fingerprint or "unknown",
+        feature_service=lineage.feature_service,
+        training_commit=lineage.git_commit,
+        canary_weight=canary_weight if as_canary else None,
+        **evidence_trailers(rep, override_reason),
+    )
     proposal = Proposal(
         model=model,
         env=to,
-        change="promote",
+        change=ChangeKind.PROMOTE,
         version=version,
         branch=f"promote/{model}-{version}-{to}",
         subject=subject,
-        body=f"Gate report: {rep.path if rep else 'none (gates overridden)'}",
+        body=[f"Gate report: {rep.path if rep else 'none (gates overridden)'}"],
         trailers=trailers,
         description=description(rep, override_reason, f"## {subject}"),
     )

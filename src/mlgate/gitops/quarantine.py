@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml as pyyaml
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from mlgate.errors import BadInputError
 from mlgate.gitops.overlay import model_dir
+from mlgate.records.values import canonical_version
 
 _LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
 
@@ -35,6 +36,15 @@ class QuarantineEntry(BaseModel):
     reason: str
     env: str | None = None
     at: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _canonical(cls, v: object) -> str:
+        """Compared in the registry's spelling: an entry `002` (or 2 unquoted) quarantines 2."""
+        try:
+            return canonical_version(v, "version")
+        except BadInputError as exc:
+            raise ValueError(exc.message) from None
 
 
 def quarantine_path(model: str) -> str:
@@ -59,6 +69,7 @@ def read_quarantine(root: Path, model: str) -> list[QuarantineEntry]:
 def add_quarantine(root: Path, model: str, version: str, reason: str, env: str | None) -> bool:
     """Append `version` (round-trip edit); False when it was already quarantined."""
     path = root / quarantine_path(model)
+    version = canonical_version(version, "version")
     if any(e.version == version for e in read_quarantine(root, model)):
         return False
     y = YAML()

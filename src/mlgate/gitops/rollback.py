@@ -15,9 +15,11 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
 from mlgate.gitops.history import log
 from mlgate.gitops.overlay import check_env, check_model, overlay_dir
-from mlgate.gitops.pr import RESTORING, Proposal, PullRequest, Refused, open_pr
+from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.quarantine import add_quarantine
 from mlgate.gitops.repo import GitopsRepo, run_git
+from mlgate.records.trailers import RESTORING, ChangeKind, make_trailers
+from mlgate.records.values import check_text
 
 
 def rollback(settings: PlatformSettings, model: str, env: str, reason: str = "") -> PullRequest:
@@ -29,13 +31,18 @@ def rollback(settings: PlatformSettings, model: str, env: str, reason: str = "")
     if not changes:
         raise BadInputError(f"{model} has never been deployed in {env}: nothing to roll back")
     target = changes[0]
-    if target.get("Change") in RESTORING:
+    if target.lineage is None:
         raise Refused(
-            f"the latest change to {model} in {env} is itself a {target.get('Change')} "
+            f"the latest change to {model} in {env} ({target.sha[:10]}) was not made by mlgate "
+            "(no lineage trailers): revert it by hand, reviewed"
+        )
+    if target.lineage.change in RESTORING:
+        raise Refused(
+            f"the latest change to {model} in {env} is itself a {target.lineage.change} "
             f"({target.sha[:10]}); to bring a version back, promote it (reviewed)"
         )
-    version = target.get("Model-Version")
-    why = reason.strip() or "rolled back"
+    version = target.lineage.model_version
+    why = check_text(reason.strip(), "--reason") if reason.strip() else "rolled back"
 
     def edit(root: Path) -> None:
         head = log(None, root, repo.main, [overlay_dir(model, env)], max_count=1)
@@ -53,19 +60,19 @@ def rollback(settings: PlatformSettings, model: str, env: str, reason: str = "")
         Proposal(
             model=model,
             env=env,
-            change="rollback",
+            change=ChangeKind.ROLLBACK,
             version=version,
             branch=f"rollback/{model}-{env}-{target.sha[:10]}",
             subject=subject,
-            body=f"This reverts commit {target.sha}.\nReason: {why}",
-            trailers=[
-                ("Model", model),
-                ("Model-Version", version or ""),
-                ("Environment", env),
-                ("Change", "rollback"),
-                ("Reverts", target.sha),
-                ("Quarantined", version or ""),
-            ],
+            body=[f"This reverts commit {target.sha}.", f"Reason given: {why}"],
+            trailers=make_trailers(
+                model=model,
+                model_version=version,
+                environment=env,
+                change=ChangeKind.ROLLBACK,
+                reverts=target.sha,
+                quarantined=version,
+            ),
             description=f"## {subject}\n\nThis reverts commit {target.sha}.\n\nReason: {why}\n",
         ),
         edit,
