@@ -73,7 +73,7 @@ def _apply(settings: PlatformSettings, op: str, reports, next_version: list[int]
             if prev not in envs:
                 return None
             version = envs[prev].stable_version
-        pr = promote(settings, MODEL, version, env, reports(version, env), image=_image(version))
+        pr = promote(settings, MODEL, version, env, reports(version, env))
     elif kind == "weight":
         current = envs["prod"].canary_weight if "prod" in envs else None
         pr = canary.set_weight(settings, MODEL, "prod", 50 if current != 50 else 25)
@@ -87,10 +87,6 @@ def _apply(settings: PlatformSettings, op: str, reports, next_version: list[int]
     else:
         pr = rollback(settings, MODEL, env, "property test")
     return prmod.merge_pr(settings, pr.branch, ["alice"]).commit
-
-
-def _image(version: str) -> str:
-    return f"127.0.0.1:5555/mlgate/credit-risk@sha256:{int(version):064x}"
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
-from mlgate.gitops.overlay import check_image
+from mlgate.records.builds import pinned_image
+from mlgate.records.tags import VersionTags, read_tags
 
 
 class GateReport(BaseModel):
@@ -81,22 +82,16 @@ def load_report(report: Path) -> GateReport:
     )
 
 
-def image_for(settings: PlatformSettings, model: str, version: str, image: str | None) -> str:
-    """`--image REF@DIGEST`, else the image build record of this model version."""
-    if image:
-        return check_image(image, "--image")
-    record = settings.ws().root / "images" / model / f"{version}.json"
-    if not record.is_file():
-        raise BadInputError(
-            f"{record}: no image build record for {model} version {version}; "
-            "build it (`mlgate image build`) or pass --image REPOSITORY@sha256:..."
-        )
-    try:
-        doc = json.loads(record.read_text(encoding="utf-8"))
-        ref = f"{doc['repository']}@{doc['digest']}"
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise BadInputError(f"{record}: want keys repository and digest ({exc})") from exc
-    return check_image(ref, str(record))
+def image_for(
+    settings: PlatformSettings,
+    model: str,
+    version: str,
+    image: str | None,
+    tags: VersionTags | None = None,
+) -> str:
+    """The image built for this version (`records.builds.pinned_image`); `--image` must name
+    that same image, any other is refused."""
+    return pinned_image(settings, model, version, image, tags)
 
 
 class Lineage(BaseModel):
@@ -104,6 +99,7 @@ class Lineage(BaseModel):
     data_fingerprint: str | None
     feature_service: str | None
     git_commit: str | None
+    tags: VersionTags = VersionTags()
 
 
 def mlflow_lineage(settings: PlatformSettings, model: str, version: str) -> Lineage:
@@ -121,12 +117,13 @@ def mlflow_lineage(settings: PlatformSettings, model: str, version: str) -> Line
         ) from exc
     except Exception as exc:  # connection problems
         raise ExternalServiceError(f"MLflow ({uri}) did not answer: {exc}") from exc
-    tags = dict(mv.tags or {})
+    tags = read_tags(mv.tags, model, version)  # a tag that would break a trailer: exit 2
     return Lineage(
         run_id=mv.run_id,
-        data_fingerprint=tags.get("data_fingerprint"),
-        feature_service=tags.get("feature_service"),
-        git_commit=tags.get("git_commit"),
+        data_fingerprint=tags.data_fingerprint,
+        feature_service=tags.feature_service or None,
+        git_commit=tags.git_commit,
+        tags=tags,
     )
 
 

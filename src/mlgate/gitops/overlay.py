@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from mlgate.errors import BadInputError
+from mlgate.records.builds import check_image as check_image
 from mlgate.records.values import canonical_version
 
 _LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
@@ -31,7 +32,6 @@ KUSTOMIZATION_FILE = "kustomization.yaml"
 CANARY_COMPONENT = "../../../components/canary"
 RELEASE_COMPONENT = "../../../components/release"
 DEFAULT_CUTOFF = "0.15"  # the gate policy's default cut-off (config/policies)
-IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
 MODEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
 
 
@@ -59,14 +59,6 @@ def check_env(env: str) -> str:
     if env not in ENVS:
         raise BadInputError(f"environment {env!r}: must be one of {', '.join(ENVS)}")
     return env
-
-
-def check_image(image: str, source: str) -> str:
-    if not IMAGE_RE.match(image):
-        raise BadInputError(
-            f"{source}: image {image!r} is not pinned by digest (want REPOSITORY@sha256:<64 hex>)"
-        )
-    return image
 
 
 class Release(BaseModel):

@@ -133,8 +133,8 @@ def promote(
     if known and any(q.version == version for q in known.quarantined):
         raise Refused(f"{model} version {version} is quarantined: it cannot be promoted again")
     rep = check_report(report, model, version, to, override_reason)
-    image_ref = image_for(settings, model, version, image)
     lineage = mlflow_lineage(settings, model, version)
+    image_ref = image_for(settings, model, version, image, lineage.tags)
     rel_policy = release_policy(model, policies_dir)
     canary_weight = weight if weight is not None else rel_policy.canary_weight
     if not 1 <= canary_weight <= 99:

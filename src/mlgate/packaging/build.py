@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from mlgate import __version__
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
@@ -44,7 +42,10 @@ from mlgate.packaging.wheelhouse import (
     lock_file,
     source_hash,
 )
+from mlgate.records.builds import BuildRecord, read_record, write_record
+from mlgate.records.tags import image_tags
 from mlgate.serving.server import model_repository, serving_ranges
+from mlgate.training.track import tag_version
 
 PLATFORM_REPOSITORY = "mlgate-platform"
 SBOM_LABEL = f"{LABEL_PREFIX}.sbom.digest"
@@ -52,37 +53,12 @@ CREATED_LABEL = "org.opencontainers.image.created"
 Progress = Callable[[str], None]
 
 
-class BuildRecord(BaseModel):
-    model: str
-    version: str
-    repository: str
-    reference: str
-    digest: str
-    labels: dict[str, str]
-    sbom_digest: str
-    created: str
-    content_hash: str
-    base: str
-    reused: bool = False  # True when the registry already held this exact content
-
-
-def record_path(settings: PlatformSettings, model: str, version: str) -> Path:
-    return settings.ws().sub("images", model) / f"{version}.json"
-
-
-def read_record(settings: PlatformSettings, model: str, version: str) -> BuildRecord | None:
-    p = record_path(settings, model, version)
-    if not p.is_file():
-        return None
-    return BuildRecord.model_validate_json(p.read_text())
-
-
-def _write_record(settings: PlatformSettings, rec: BuildRecord) -> Path:
-    p = record_path(settings, rec.model, rec.version)
-    tmp = p.with_suffix(".json.tmp")
-    tmp.write_text(rec.model_dump_json(indent=2) + "\n")
-    os.replace(tmp, p)
-    return p
+def _record(settings: PlatformSettings, rec: BuildRecord) -> None:
+    """The build record in the workspace, and the digest on the MLflow version (the platform
+    image has no version there): what a promotion may pin for this version."""
+    if rec.model != PLATFORM_REPOSITORY:
+        tag_version(settings, rec.model, rec.version, image_tags(rec.repository, rec.digest))
+    write_record(settings, rec)
 
 
 def _tls(settings: PlatformSettings) -> str:
@@ -270,7 +246,7 @@ def _run(
                 created=old.created if old else seen_labels.get(CREATED_LABEL, ""),
                 content_hash=content, base=base.reference, reused=True,
             )  # fmt: skip
-            _write_record(settings, rec)
+            _record(settings, rec)
             return rec
     job = _Build(settings, progress)
     try:
@@ -292,7 +268,7 @@ def _run(
             content_hash=content, base=base.reference,
         )  # fmt: skip
         if push:
-            _write_record(settings, rec)
+            _record(settings, rec)
         _prune_local(model, version, keep=local)
         return rec
     except BaseException as exc:

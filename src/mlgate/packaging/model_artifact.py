@@ -18,6 +18,8 @@ from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.records.tags import read_tags
+from mlgate.records.values import canonical_version, check_text, is_version_number
 
 
 class VersionLineage(BaseModel):
@@ -42,8 +44,8 @@ def resolve_version(settings: PlatformSettings, model: str, version: str) -> str
 
     client = _client(settings)
     try:
-        if version.isdigit():
-            return str(client.get_model_version(model, version).version)
+        if is_version_number(version):
+            return str(client.get_model_version(model, canonical_version(version)).version)
         return str(client.get_model_version_by_alias(model, version).version)
     except MlflowException as exc:
         raise BadInputError(
@@ -57,7 +59,7 @@ def lineage(settings: PlatformSettings, model: str, version: str) -> VersionLine
     client = _client(settings)
     number = resolve_version(settings, model, version)
     mv = client.get_model_version(model, number)
-    tags = dict(mv.tags or {})
+    tags = read_tags(mv.tags, model, number).model_dump(exclude_none=True)
     run_tags: dict[str, str] = {}
     if mv.run_id:
         try:
@@ -69,8 +71,8 @@ def lineage(settings: PlatformSettings, model: str, version: str) -> VersionLine
         for key in (name, *alts):
             if tags.get(key):
                 return tags[key]
-            if run_tags.get(key):
-                return run_tags[key]
+            if run_tags.get(key):  # becomes an image label: one safe line, like the rest
+                return check_text(run_tags[key], f"MLflow run tag {key} of {model} {number}")
         return ""
 
     return VersionLineage(

@@ -26,11 +26,14 @@ from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.records.tags import read_tags
+from mlgate.records.values import canonical_version, is_version_number
 from mlgate.training.reason_codes import ReasonCode
 from mlgate.training.split import SplitWindows
 
 CHALLENGER = "challenger"
-TAG_KEYS = (
+# The tags a version needs for its lineage (`records.tags` holds them all, writer and parser).
+LINEAGE_TAGS = (
     "data_fingerprint",
     "feature_service",
     "git_commit",
@@ -116,8 +119,8 @@ def resolve_version(client: Any, model: str, version_or_alias: str | int) -> Any
 
     ref = str(version_or_alias)
     try:
-        if ref.isdigit():
-            return client.get_model_version(model, ref)
+        if is_version_number(ref):
+            return client.get_model_version(model, canonical_version(ref))
         return client.get_model_version_by_alias(model, ref)
     except MlflowException as exc:
         raise BadInputError(f"model {model!r} has no version or alias {ref!r}") from exc
@@ -127,22 +130,20 @@ def version_lineage(settings: PlatformSettings, model: str, version: str | int) 
     """Where a registered version came from, read from its tags (written at registration)."""
     client = connect(settings)
     mv = resolve_version(client, model, version)
-    tags = dict(mv.tags or {})
-    missing = [k for k in TAG_KEYS if k not in tags]
-    if missing:
-        raise BadInputError(f"{model} version {mv.version} lacks lineage tags {missing}")
+    tags = read_tags(mv.tags, model, str(mv.version))
+    tags.require(*LINEAGE_TAGS, source=f"{model} version {mv.version}")
     return Lineage(
         model=model,
         version=str(mv.version),
         run_id=str(mv.run_id),
-        data_fingerprint=tags["data_fingerprint"],
-        training_set_fingerprint=tags["training_set_fingerprint"],
-        training_set_uri=tags["training_set_uri"],
-        holdout_uri=tags["holdout_uri"],
-        feature_service=tags["feature_service"] or None,
-        feature_views=[v for v in tags["feature_views"].split(",") if v],
-        dataset=tags["dataset"],
-        git_commit=tags["git_commit"],
+        data_fingerprint=str(tags.data_fingerprint),
+        training_set_fingerprint=str(tags.training_set_fingerprint),
+        training_set_uri=str(tags.training_set_uri),
+        holdout_uri=str(tags.holdout_uri),
+        feature_service=tags.feature_service or None,
+        feature_views=tags.feature_view_list,
+        dataset=str(tags.dataset),
+        git_commit=str(tags.git_commit),
         created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat(),
         aliases=sorted(getattr(mv, "aliases", []) or []),
     )

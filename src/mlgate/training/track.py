@@ -19,8 +19,9 @@ import pandas as pd
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import ExternalServiceError, MlgateError
+from mlgate.records.tags import VersionTags
 from mlgate.training.model_card import ModelCardData, render_html, render_markdown
-from mlgate.training.registry import CHALLENGER, is_local_uri
+from mlgate.training.registry import CHALLENGER, connect, is_local_uri
 
 if TYPE_CHECKING:
     from mlgate.training.train import Fitted
@@ -158,7 +159,10 @@ def log_and_register(
             with tempfile.TemporaryDirectory(prefix="mlgate-card-") as tmp:
                 _write_card(card, Path(tmp))
                 mlflow.log_artifacts(tmp, artifact_path="model_card")
-            client.set_model_version_tag(name, version, "model_card", "model_card/model_card.html")
+            for key, value in (
+                VersionTags(model_card="model_card/model_card.html").to_tags().items()
+            ):
+                client.set_model_version_tag(name, version, key, value)
         return version, run_id, card
     except BaseException as exc:
         _rollback(client, name, version, run_id, had_model)
@@ -170,6 +174,18 @@ def log_and_register(
                 f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             ) from None
         raise
+
+
+def tag_version(settings: PlatformSettings, model: str, version: str, tags: dict[str, str]) -> None:
+    """Add tags (made by `records.tags`, so already checked) to an existing model version."""
+    client = connect(settings)
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(model, version, key, value)
+    except Exception as exc:  # noqa: BLE001 - any backend failure is the server's
+        raise ExternalServiceError(
+            f"MLflow: tagging {model} version {version} failed: {str(exc).splitlines()[0][:300]}"
+        ) from None
 
 
 def _rollback(client: Any, name: str, version: str | None, run_id: str, had_model: bool) -> None:

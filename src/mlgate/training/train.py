@@ -25,6 +25,7 @@ from mlgate.data.fingerprint import fingerprint
 from mlgate.data.protected import load_protected, protected_groups
 from mlgate.data.sources import check_source_columns, with_workspace
 from mlgate.errors import BadInputError, MlgateError
+from mlgate.records.tags import VersionTags
 from mlgate.training.evaluate import Evaluation, Metrics, evaluate
 from mlgate.training.model_card import GroupRates, ModelCardData, fairness_table
 from mlgate.training.model_config import ModelConfig, model_config_from_dict
@@ -171,22 +172,24 @@ class Fitted:
         return (complete if len(complete) >= 3 else x).head(5).reset_index(drop=True)
 
     def version_tags(self, run_id: str) -> dict[str, str]:
+        """The version's lineage tags, through their one writer (`records.tags`)."""
         base = f"runs:/{run_id}/data"
-        return {
-            "data_fingerprint": self.data_fingerprint,
-            "feature_service": self.feature_service or "",
-            "feature_views": ",".join(self.feature_views),
-            "git_commit": self.git_commit,
-            "training_set_fingerprint": self.training_set_fp,
-            "holdout_fingerprint": self.holdout_fp,
-            "dataset": self.dataset.name,
-            "training_set_uri": f"{base}/training_set/{self.training_set_fp}.parquet",
-            "holdout_uri": f"{base}/holdout/{self.holdout_fp}.parquet",
-            "windows": self.split.windows.model_dump_json(),
-            "event_timestamp_column": self.dataset.event_timestamp,
-            "algorithm": self.model_cfg.algorithm,
-            **({"gate_policy": str(p)} if (p := self.model_cfg.policy_path()) else {}),
-        }
+        p = self.model_cfg.policy_path()
+        return VersionTags(
+            data_fingerprint=self.data_fingerprint,
+            feature_service=self.feature_service or "",
+            feature_views=",".join(self.feature_views),
+            git_commit=self.git_commit,
+            training_set_fingerprint=self.training_set_fp,
+            holdout_fingerprint=self.holdout_fp,
+            dataset=self.dataset.name,
+            training_set_uri=f"{base}/training_set/{self.training_set_fp}.parquet",
+            holdout_uri=f"{base}/holdout/{self.holdout_fp}.parquet",
+            windows=self.split.windows.model_dump_json(),
+            event_timestamp_column=self.dataset.event_timestamp,
+            algorithm=self.model_cfg.algorithm,
+            gate_policy=str(p) if p else None,
+        ).to_tags()
 
     def card_data(self, version: str | None = None, run_id: str | None = None) -> ModelCardData:
         cfg, ds = self.model_cfg, self.dataset

@@ -21,7 +21,6 @@ validation.
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,14 @@ from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
 from mlgate.gitops.aliases import sync_aliases
 from mlgate.gitops.evidence import load_report
-from mlgate.gitops.overlay import ENVS, check_image
+from mlgate.gitops.overlay import ENVS
 from mlgate.gitops.pr import Refused
 from mlgate.gitops.promote import promote
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import read_status, stable_version
 from mlgate.gitops.validate import validate_tree
+from mlgate.records.builds import BuildRecord, read_record, write_record
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, ModelConfig, load_model_config
 from mlgate.training.train import train_model
 
@@ -81,24 +81,31 @@ def _trained(ctx: DemoContext) -> tuple[str, str]:
 
 
 def _image(ctx: DemoContext, model: str, version: str) -> str:
-    """The image build record (this run or the workspace), else a labelled content digest."""
-    rec = ctx.results.get("image")
-    repo, digest = None, None
-    if str(_field(rec, "version") or "") == version:
-        repo, digest = _field(rec, "repository"), _field(rec, "digest")
-    path = ctx.settings.ws().root / "images" / model / f"{version}.json"
-    if not (repo and digest) and path.is_file():
-        doc = json.loads(path.read_text())
-        repo, digest = doc.get("repository"), doc.get("digest")
-    if repo and digest:
-        return check_image(f"{repo}@{digest}", "image build record")
+    """The version's image build record; without one (the demo builds only the first version),
+    a stand-in record of a content digest of the model version, written through the one writer
+    and labelled as such: a promotion pins only what is recorded for the version."""
+    rec = read_record(ctx.settings, model, version)
+    if rec is not None:
+        return rec.image
     mv = _client(ctx).get_model_version(model, version)
     stand_in = hashlib.sha256(f"{model}:{version}:{mv.run_id}:{mv.source}".encode()).hexdigest()
     ctx.console.print(
-        f"[yellow]no image was built for {model} {version} in this workspace: the demo pins a "
-        "content digest of the model version instead; a real deployment needs a built image[/]"
+        f"[yellow]no image was built for {model} {version} in this workspace: the demo records "
+        "a content digest of the model version instead; a real deployment needs a built image[/]"
     )
-    return f"127.0.0.1:5555/mlgate/{model.replace('_', '-')}@sha256:{stand_in}"
+    repo = f"127.0.0.1:5555/mlgate/{model.replace('_', '-')}"
+    write_record(
+        ctx.settings,
+        BuildRecord(
+            model=model,
+            version=version,
+            repository=repo,
+            reference=f"{repo}:{version}-stand-in",
+            digest=f"sha256:{stand_in}",
+            labels={"io.mlgate.stand-in": "true"},
+        ),
+    )
+    return f"{repo}@sha256:{stand_in}"
 
 
 def _reusable(ctx: DemoContext, model: str, version: str, env: str, champion: str | None) -> Any:
