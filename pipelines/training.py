@@ -56,7 +56,7 @@ def training(
         model=train.outputs["model"],
     )
     evaluation.set_display_name("evaluate (challenger vs champion)").set_caching_options(False)
-    on_pool(with_mlflow(evaluation))
+    on_pool(with_git(with_mlflow(evaluation)))  # git: the champion, read as the CLI reads it
 
     results = {}
     for gate in GATES:

@@ -106,8 +106,11 @@ def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) ->
 def test_canary_abort_quarantines_and_is_break_glass(prod_with_canary) -> None:
     settings = prod_with_canary
     pr = canary.abort(settings, MODEL, "prod", "approval rate collapsed")
-    # restoring change: the author may approve it alone (never waits for a second person)
-    prmod.merge_pr(settings, pr.branch, ["mlgate-test"])
+    # restoring change: one listed approver of any role (no model-risk needed in prod), never
+    # its author
+    with pytest.raises(BadInputError, match="mlgate-test"):
+        prmod.merge_pr(settings, pr.branch, ["mlgate-test"])
+    prmod.merge_pr(settings, pr.branch, ["bob"])
     st = read_status(settings).model(MODEL)
     assert st.envs["prod"].canary_version is None and st.envs["prod"].stable_traffic == 100
     assert [q.version for q in st.quarantined] == ["2"]

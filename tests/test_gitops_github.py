@@ -12,7 +12,7 @@ from mlgate.gitops import pr as prmod
 from mlgate.gitops.promote import promote
 from mlgate.gitops.repo import seed_bare
 from mlgate.gitops.status import stable_version
-from tests.gitops_helpers import MODEL
+from tests.gitops_helpers import MODEL, main_message
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,20 @@ def test_promotion_pr_on_github(fake_github, gitops_ws: Path, gate_report, monke
     with pytest.raises(prmod.Refused, match="at least one"):
         prmod.merge_pr(settings, pr.branch, [])
     state.reviews[1] = [
-        {"id": 1, "user": {"login": "dana"}, "state": "CHANGES_REQUESTED"},
-        {"id": 2, "user": {"login": "erin"}, "state": "COMMENTED"},
-        {"id": 3, "user": {"login": "dana"}, "state": "APPROVED"},
+        {"id": 1, "user": {"login": "dana"}, "state": "CHANGES_REQUESTED", "commit_id": pr.sha},
+        {"id": 2, "user": {"login": "erin"}, "state": "COMMENTED", "commit_id": pr.sha},
+        {"id": 3, "user": {"login": "dana"}, "state": "APPROVED", "commit_id": pr.sha},
     ]
+    state.protect_base = True  # GitHub's own rule applies: the merge goes through its API
     res = prmod.merge_pr(settings, pr.branch, [])
     assert res.approvers == ["dana"]
     assert state.errors == []
+    assert [c[2] for c in state.calls][-2:] == ["pulls/merge", "git/delete-ref"]
     assert stable_version(settings, MODEL, "dev") == "1"
+    message = main_message(settings)
+    assert message.splitlines()[0] == "Promote credit_risk 1 to dev"
+    assert "\nChange: promote\n" in message and message.rstrip().endswith("Approved-by: dana")
+    assert res.commit == _refs(bare).split("refs/heads/main")[0].split()[-2]
 
 
 def test_github_failure_leaves_nothing(

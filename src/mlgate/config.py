@@ -13,15 +13,27 @@ import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mlgate.errors import ConfigError
+from mlgate.errors import ConfigError, register_secret
 from mlgate.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Credentials the platform reads from the environment (never from mlgate.yaml in git): their
+# values are masked in every error and log line (mlgate.errors.redact).
+SECRET_ENV_VARS = (
+    "GITHUB_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "REGISTRY_AUTH_PASSWORD",
+    "MLGATE_KFP_TOKEN",
+)
+# A setting whose name contains one of these holds a secret.
+_SECRET_NAMES = ("token", "password", "secret")
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -128,8 +140,43 @@ def parse_model(cls: type[T], data: Any, source: str) -> T:
         ) from exc
 
 
+def merge_sections(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base` key by key, section by section: MLGATE_GITOPS__BRANCH
+    changes gitops.branch and keeps the file's gitops.remote (a plain dict update would drop
+    the whole section)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_sections(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def register_settings_secrets(data: Any, name: str = "") -> None:
+    """Mask, from now on, the secret values these settings hold: fields named like a token or
+    password, the password or token in a URL's user info, and the SECRET_ENV_VARS."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            register_settings_secrets(value, str(key))
+        return
+    if not isinstance(data, str):
+        return
+    if any(word in name.lower() for word in _SECRET_NAMES):
+        register_secret(data)
+    if "://" in data and "@" in data:
+        try:
+            parts = urlsplit(data)
+        except ValueError:
+            return
+        register_secret(parts.password or parts.username)
+
+
 def load_settings(config_path: str | None = None, workspace: str | None = None) -> PlatformSettings:
-    """Platform settings from mlgate.yaml (if any) overlaid by MLGATE_* environment variables."""
+    """Platform settings from mlgate.yaml (if any) overlaid by MLGATE_* environment variables,
+    section by section."""
+    for var in SECRET_ENV_VARS:
+        register_secret(os.environ.get(var))
     path = config_path or os.environ.get("MLGATE_CONFIG")
     data: dict[str, Any] = {}
     if path:
@@ -137,10 +184,13 @@ def load_settings(config_path: str | None = None, workspace: str | None = None) 
     elif Path("mlgate.yaml").is_file():
         data = load_yaml("mlgate.yaml") or {}
         path = "mlgate.yaml"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: want a mapping of settings, got {type(data).__name__}")
     try:
         # Environment variables win over the file (pydantic-settings: init kwargs win, so merge).
         env_settings = PlatformSettings()
-        merged = {**data, **env_settings.model_dump(exclude_unset=True)}
+        merged = merge_sections(data, env_settings.model_dump(exclude_unset=True))
+        register_settings_secrets(merged)
         settings = PlatformSettings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(

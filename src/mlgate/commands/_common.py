@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mlgate.config import PlatformSettings, load_settings
-from mlgate.errors import EXIT_BAD_INPUT, MlgateError
+from mlgate.errors import EXIT_BAD_INPUT, MlgateError, install_log_redaction, redact
 from mlgate.workspace import ENV_VAR, Workspace
 
 console = Console(stderr=True, soft_wrap=True)
@@ -100,17 +100,26 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def print_error(exc: BaseException) -> None:
+    """The one way an error reaches the user: redacted (no credential in a URL, token or
+    password setting is ever printed), and never read as rich markup."""
+    console.print("[bold red]error:[/] ", end="", markup=True, highlight=False)
+    console.print(redact(str(exc)), markup=False, highlight=False)
+
+
 def fail(exc: MlgateError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    print_error(exc)
     return typer.Exit(exc.exit_code)
 
 
 def run_guarded(app: typer.Typer) -> int:
-    """Run the app; MlgateError -> its exit code. Usage errors exit 2 (click's own handling)."""
+    """Run the app; MlgateError -> its exit code. Usage errors exit 2 (click's own handling).
+    Log lines and errors are redacted from here on."""
+    install_log_redaction()
     try:
         app()
     except MlgateError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(exc)
         return exc.exit_code
     except SystemExit as exc:
         code = exc.code

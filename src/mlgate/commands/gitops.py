@@ -294,7 +294,12 @@ def register(app: typer.Typer) -> None:
             None, "--model", help="With --env: the one open PR that changes MODEL in ENV."
         ),
         env: str | None = typer.Option(None, "--env", help="With --model."),
-        approver: list[str] = typer.Option([], "--approver", help="Who approved (repeat for two)."),
+        approver: list[str] = typer.Option(
+            [],
+            "--approver",
+            help="Who approved: a name on the GitOps repo's reviewers.yaml (repeat for two). "
+            "Not with gitops.github_repo: there the PR's GitHub reviews are the approvals.",
+        ),
         json_out: bool = _JSON,
     ) -> None:
         """Merge under the four-eyes rules (adds Approved-by trailers)."""

@@ -1,10 +1,10 @@
-"""GitHub as the PR host: branch ref, pull request, comment, and approvals from reviews.
+"""GitHub's REST API for pull requests: the calls `prhost.GitHubHost` makes, nothing more.
 
-With `gitops.github_repo` (owner/name) set, `open_pr` pushes the commit object with git to a
-staging ref, then through the REST API (`gitops.github_api`) creates the branch ref
-`refs/heads/<branch>`, opens the pull request whose body is the gate report, and comments the
-lineage trailers. `pr merge` takes its approvers from the PR's reviews (latest review per
-reviewer, state APPROVED). The token comes from `GITHUB_TOKEN` (never from a file in git).
+With `gitops.github_repo` (owner/name) set, a PR is opened on GitHub (branch ref, pull request
+whose body is the gate report, a comment with the lineage trailers), its approvals are the
+reviews GitHub reports, and it is merged by GitHub's merge API, so branch protection and
+required checks apply to mlgate's merges exactly as to a click on the button. The token comes
+from `GITHUB_TOKEN` (never from a file in git); API errors are redacted like every error.
 """
 
 from __future__ import annotations
@@ -13,13 +13,27 @@ import os
 from typing import Any
 
 import requests
+from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import ConfigError, ExternalServiceError
-from mlgate.gitops.pr import Proposal
 
 API_VERSION = "2022-11-28"
 STAGING_PREFIX = "refs/mlgate/staging/"
+
+
+class Review(BaseModel):
+    """One review as GitHub reports it: who, what verdict, on which commit."""
+
+    login: str
+    state: str
+    commit_id: str | None = None
+
+
+class OpenPull(BaseModel):
+    number: int
+    url: str
+    head_sha: str
 
 
 class _Client:
@@ -41,52 +55,101 @@ class _Client:
             }
         )
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
+    def call(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, ok: tuple = ()
+    ) -> Any:
         url = f"{self.base}/repos/{self.owner}/{self.repo}{path}"
         try:
             resp = self.session.request(method, url, json=json, params=params, timeout=30)
         except requests.RequestException as exc:
             raise ExternalServiceError(f"GitHub API {method} {path}: {exc}") from exc
-        if resp.status_code >= 300:
+        if resp.status_code >= 300 and resp.status_code not in ok:
             raise ExternalServiceError(
                 f"GitHub API {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}"
             )
         return resp.json() if resp.content else None
 
 
-def open_pull_request(settings: PlatformSettings, proposal: Proposal, sha: str) -> tuple[int, str]:
+def open_pull_request(
+    settings: PlatformSettings,
+    branch: str,
+    sha: str,
+    title: str,
+    body: str,
+    lineage: list[tuple[str, str]],
+) -> tuple[int, str]:
     """Create the branch ref, the PR and a lineage comment; returns (number, html_url)."""
     gh = _Client(settings)
-    gh.call("POST", "/git/refs", json={"ref": f"refs/heads/{proposal.branch}", "sha": sha})
+    gh.call("POST", "/git/refs", json={"ref": f"refs/heads/{branch}", "sha": sha})
     created = gh.call(
         "POST",
         "/pulls",
         json={
-            "title": proposal.subject,
-            "head": proposal.branch,
+            "title": title,
+            "head": branch,
             "base": settings.gitops.branch,
-            "body": proposal.description or proposal.subject,
+            "body": body or title,
             "maintainer_can_modify": False,
         },
     )
     number, url = int(created["number"]), str(created.get("html_url", ""))
     lines = ["mlgate lineage of this change:", "", "| trailer | value |", "|---|---|"]
-    lines += [f"| {k} | `{v}` |" for k, v in proposal.trailers.pairs()]
+    lines += [f"| {k} | `{v}` |" for k, v in lineage]
     gh.call("POST", f"/issues/{number}/comments", json={"body": "\n".join(lines)})
     return number, url
 
 
-def approvers_for(settings: PlatformSettings, branch: str) -> list[str]:
-    """Reviewers whose latest review of the open PR for `branch` is APPROVED."""
+def find_pull(settings: PlatformSettings, branch: str) -> OpenPull | None:
+    """The open PR whose head is `branch`, with the head commit GitHub holds for it."""
     gh = _Client(settings)
     pulls = gh.call("GET", "/pulls", params={"head": f"{gh.owner}:{branch}", "state": "open"})
     if not pulls:
-        return []
-    number = int(pulls[0]["number"])
-    reviews = gh.call("GET", f"/pulls/{number}/reviews", params={"per_page": 100})
-    latest: dict[str, str] = {}
-    for r in reviews or []:
-        login = (r.get("user") or {}).get("login")
-        if login and r.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[login] = r["state"]
-    return [login for login, state in latest.items() if state == "APPROVED"]
+        return None
+    p = pulls[0]
+    return OpenPull(
+        number=int(p["number"]), url=str(p.get("html_url", "")), head_sha=str(p["head"]["sha"])
+    )
+
+
+def reviews(settings: PlatformSettings, number: int) -> list[Review]:
+    """Every review of PR `number`, oldest first, as GitHub reports them (all pages)."""
+    gh = _Client(settings)
+    out: list[Review] = []
+    page = 1
+    while True:
+        batch = gh.call("GET", f"/pulls/{number}/reviews", params={"per_page": 100, "page": page})
+        for r in batch or []:
+            login = (r.get("user") or {}).get("login")
+            if login:
+                out.append(Review(login=login, state=r["state"], commit_id=r.get("commit_id")))
+        if not batch or len(batch) < 100:
+            return out
+        page += 1
+
+
+def merge_pull(settings: PlatformSettings, number: int, sha: str, title: str, message: str) -> str:
+    """Squash-merge PR `number` through GitHub's merge API, only if its head is still `sha`;
+    the one commit on main gets `title` and `message` (the lineage trailers with Approved-by).
+    GitHub refuses (405 not mergeable: protection, checks; 409 head moved): nothing merged."""
+    gh = _Client(settings)
+    done = gh.call(
+        "PUT",
+        f"/pulls/{number}/merge",
+        json={
+            "commit_title": title,
+            "commit_message": message,
+            "sha": sha,
+            "merge_method": "squash",
+        },
+    )
+    if not done or not done.get("merged"):
+        raise ExternalServiceError(f"GitHub did not merge pull request #{number}: {done}")
+    return str(done["sha"])
+
+
+def delete_branch(settings: PlatformSettings, branch: str) -> None:
+    _Client(settings).call("DELETE", f"/git/refs/heads/{branch}", ok=(404, 422))
+
+
+def close_pull(settings: PlatformSettings, number: int) -> None:
+    _Client(settings).call("PATCH", f"/pulls/{number}", json={"state": "closed"})

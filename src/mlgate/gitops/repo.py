@@ -25,11 +25,14 @@ from pathlib import Path
 
 from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import ExternalServiceError
+from mlgate.gitops.reviewers import REVIEWERS_FILE
 
 NOTES_REF = "refs/notes/mlgate-pr"
 # Seeded into the embedded repository: the reusable parts. Model overlays appear there only
 # when a promotion creates them (manifests/models in this checkout are worked examples).
 SEED_PATHS = ("manifests/base", "manifests/components", "manifests/platform", "argocd")
+# Single files seeded at another path: who may approve (read from main by `pr merge`).
+SEED_FILES = {REVIEWERS_FILE: "config/reviewers.yaml"}
 _DEFAULT_IDENTITY = {"GIT_AUTHOR_NAME": "mlgate", "GIT_AUTHOR_EMAIL": "mlgate@localhost"}
 
 
@@ -71,6 +74,9 @@ def seed_bare(bare: Path, source_root: Path = REPO_ROOT, branch: str = "main") -
             src = source_root / rel
             if src.exists():
                 shutil.copytree(src, tmp / rel)
+        for target, rel in SEED_FILES.items():
+            if (source_root / rel).is_file():
+                shutil.copyfile(source_root / rel, tmp / target)
         (tmp / "manifests" / "models").mkdir(parents=True, exist_ok=True)
         (tmp / "manifests" / "models" / "README.md").write_text(
             "One folder per model, one per environment below it; created by `mlgate promote`.\n",
@@ -112,6 +118,9 @@ class GitopsRepo:
             shutil.rmtree(staging, ignore_errors=True)
             run_git(["clone", "-q", repo.remote, str(staging)])
             staging.rename(repo.work)
+        elif repo.git("remote", "get-url", "origin", check=False).strip() != repo.remote:
+            # The clone is a cache of the configured remote, never of one configured before.
+            repo.git("remote", "set-url", "origin", repo.remote)
         return repo
 
     @property

@@ -10,7 +10,8 @@ reference.
 Secrets and node placement are applied in the pipeline definitions with `kfp.kubernetes`, so
 the compiled YAML's platform spec shows exactly which step sees which secret: only the steps
 that talk to MLflow get the MLflow credentials, only the image step the registry login, only
-the promotion step the git token. The local runner ignores all of this (and `base_image`).
+the steps that read or write git (evaluate: the champion; monitoring window; promotion)
+the git remote, branch and token. The local runner ignores all of this (and `base_image`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ REGISTRY_ENV = {
     "password": "REGISTRY_AUTH_PASSWORD",
 }
 GIT_SECRET = "mlgate-git"
-GIT_ENV = {"remote": "MLGATE_GITOPS__REMOTE", "token": "GITHUB_TOKEN"}
+# The evaluate step reads the champion from git exactly as the CLI does (same remote, branch
+# and credentials); without them it could only judge every challenger as a first version.
+GIT_ENV = {
+    "remote": "MLGATE_GITOPS__REMOTE",
+    "branch": "MLGATE_GITOPS__BRANCH",
+    "github_repo": "MLGATE_GITOPS__GITHUB_REPO",
+    "github_api": "MLGATE_GITOPS__GITHUB_API",
+    "token": "GITHUB_TOKEN",
+}
 
 # Node pools: training-heavy steps on the compute pool, the rest anywhere.
 POOL_LABEL = "mlgate.io/pool"
