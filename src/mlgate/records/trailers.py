@@ -174,6 +174,13 @@ def split_message(text: str) -> tuple[str, str | None]:
     return text.rstrip("\n"), None
 
 
+def _canonical(value: str) -> bool:
+    try:
+        return canonical_version(value) == value
+    except BadInputError:
+        return False
+
+
 def parse_message(text: str, source: str) -> Trailers | None:
     """The one parser: the trailers of an mlgate commit, None for a commit mlgate did not write
     (its last paragraph has no `Change:` line). Anything the writer would not produce is
@@ -191,6 +198,10 @@ def parse_message(text: str, source: str) -> Trailers | None:
             raise BadInputError(f"{source}: {line!r} is not an mlgate trailer")
         if key in values and key not in _MULTI:
             raise BadInputError(f"{source}: trailer {key} appears more than once")
+        if _BY_KEY[key] in _VERSION_KEYS and not _canonical(value):
+            raise BadInputError(
+                f"{source}: trailer {key}: {value!r} is not a version number as mlgate writes it"
+            )
         values.setdefault(key, []).append(value)
     data: dict[str, Any] = {k: (v if k in _MULTI else v[0]) for k, v in values.items()}
     try:
