@@ -60,6 +60,8 @@ class Lineage(BaseModel):
     git_commit: str
     created: str
     aliases: list[str]
+    windows: SplitWindows
+    event_timestamp_column: str | None = None
 
 
 def is_local_uri(uri: str) -> bool:
@@ -132,6 +134,10 @@ def version_lineage(settings: PlatformSettings, model: str, version: str | int) 
     mv = resolve_version(client, model, version)
     tags = read_tags(mv.tags, model, str(mv.version))
     tags.require(*LINEAGE_TAGS, source=f"{model} version {mv.version}")
+    try:
+        windows = SplitWindows.model_validate_json(str(tags.windows))
+    except ValueError as exc:
+        raise BadInputError(f"MLflow tag windows of {model} version {mv.version}: {exc}") from None
     return Lineage(
         model=model,
         version=str(mv.version),
@@ -146,6 +152,8 @@ def version_lineage(settings: PlatformSettings, model: str, version: str | int) 
         git_commit=str(tags.git_commit),
         created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat(),
         aliases=sorted(getattr(mv, "aliases", []) or []),
+        windows=windows,
+        event_timestamp_column=tags.event_timestamp_column,
     )
 
 
@@ -179,10 +187,7 @@ def load_training_set(
     df = pd.read_parquet(_download(settings, lin.training_set_uri))
     if window == "all":
         return df
-    client = connect(settings)
-    tags = resolve_version(client, model, version).tags
-    w = SplitWindows.model_validate_json(tags["windows"])
-    ts_col = tags.get("event_timestamp_column")
+    w, ts_col = lin.windows, lin.event_timestamp_column
     if not ts_col:
         raise BadInputError(f"{model} version {version} lacks tag event_timestamp_column")
     ts = pd.to_datetime(df[ts_col], utc=True)

@@ -466,7 +466,7 @@ def reproduce_version(
     source_file = ds_data.pop("source_file", None)
     dataset = parse_model(DatasetConfig, ds_data, f"{ref}: config/dataset_config.json")
     dataset = dataset.model_copy(update={"source_file": source_file})
-    windows = SplitWindows.model_validate_json(mv.tags["windows"])
+    windows = lineage.windows
     source = "stored"
     training_set: pd.DataFrame | None = None
     data_fp = lineage.data_fingerprint
