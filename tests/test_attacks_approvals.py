@@ -369,3 +369,59 @@ def _bare_refs(bare: Path) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+# --- one read, one act ---------------------------------------------------------------------
+def _merge_release(settings, release, weight: int) -> None:
+    """Put `release` on main as a reviewed weight change (what a concurrent user merges)."""
+    from mlgate.gitops.overlay import write_release
+
+    subject = f"Canary {MODEL} in {release.env}: {weight}%"
+    proposal = prmod.Proposal(
+        model=MODEL,
+        env=release.env,
+        change="canary-set-weight",
+        version=release.canary_version,
+        branch=f"canary/{MODEL}-{release.canary_version}-{release.env}-weight-{weight}",
+        subject=subject,
+        trailers=make_trailers(
+            model=MODEL,
+            model_version=release.canary_version,
+            environment=release.env,
+            change="canary-set-weight",
+            canary_weight=weight,
+        ),
+    )
+    pr = prmod.open_pr(settings, proposal, lambda root: write_release(root, release))
+    prmod.merge_pr(settings, pr.branch, ["carol"])
+
+
+def test_a_change_landing_between_plan_and_apply_is_refused(local, monkeypatch) -> None:
+    """set-weight plans its subject ("20% -> 30%") from one read; another weight change merged
+    before the edit runs under the lock makes that plan wrong: refused, nothing written."""
+    from mlgate.gitops import canary
+    from mlgate.gitops.overlay import Release
+
+    settings, _ = local
+    image = "127.0.0.1:5555/mlgate/credit-risk@sha256:" + "1" * 64
+    running = Release(
+        model=MODEL,
+        env="prod",
+        stable_version="1",
+        stable_image=image,
+        canary_version="2",
+        canary_image=image.replace("1" * 64, "2" * 64),
+        canary_weight=20,
+    )
+    _merge_release(settings, running, 20)
+    real_open_pr = canary.open_pr
+
+    def racing_open_pr(settings_, proposal, edit):
+        _merge_release(settings_, running.model_copy(update={"canary_weight": 40}), 40)
+        racing_open_pr.refs = remote_refs(settings_)
+        return real_open_pr(settings_, proposal, edit)
+
+    monkeypatch.setattr(canary, "open_pr", racing_open_pr)
+    with pytest.raises(prmod.Refused, match="changed meanwhile"):
+        canary.set_weight(settings, MODEL, "prod", 30)
+    assert remote_refs(settings) == racing_open_pr.refs  # no branch, no commit
