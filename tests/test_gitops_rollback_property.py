@@ -27,6 +27,8 @@ from mlgate.gitops.promote import promote
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import read_status
+from mlgate.records.builds import BuildRecord, write_record
+from tests.fixtures.gitops import GITOPS_VERSIONS
 from tests.gitops_helpers import MODEL, remote_refs
 
 OPS = st.lists(
@@ -119,6 +121,18 @@ def test_rollback_restores_exactly_the_state_before_the_reverted_commit(
     settings = PlatformSettings(
         workspace=str(ws), mlflow={"tracking_uri": f"sqlite:///{gitops_mlflow_template}"}
     )
+    for v in GITOPS_VERSIONS:  # each version's image build, as `mlgate image build` records it
+        repo_name = "127.0.0.1:5555/mlgate/credit-risk"
+        write_record(
+            settings,
+            BuildRecord(
+                model=MODEL,
+                version=v,
+                repository=repo_name,
+                reference=f"{repo_name}:{v}",
+                digest=f"sha256:{int(v):064x}",
+            ),
+        )
     repo = GitopsRepo.open(settings)
     snapshots: dict[str, dict[str, str | None]] = {repo.rev(repo.main): _render_all(repo)}
     next_version = [1]
