@@ -51,7 +51,9 @@ def _render_prod(settings) -> str:
     return kustomize(repo.work / "manifests/models/credit_risk/prod")
 
 
-def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) -> None:
+def test_canary_set_weight_promote_and_aliases(
+    prod_with_canary, gate_report, canary_report
+) -> None:
     settings = prod_with_canary
     assert (_prod(settings).canary_version, _prod(settings).canary_weight) == ("2", 10)
     fixed = sync_aliases(settings)
@@ -76,9 +78,10 @@ def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) ->
     rendered = _render_prod(settings)
     assert rendered.count("traffic: 50") == 2
 
+    # only an analysis of this canary that decides PROMOTE promotes it (tests/test_attack_evidence)
     with pytest.raises(prmod.Refused, match="FAIL"):
-        canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod", "FAIL"))
-    pr = canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod"))
+        canary.promote_canary(settings, MODEL, "prod", canary_report(status="FAIL"))
+    pr = canary.promote_canary(settings, MODEL, "prod", canary_report())
     prmod.merge_pr(settings, pr.branch, ["carol"])
     prod = _prod(settings)
     assert (prod.stable_version, prod.canary_version, prod.stable_traffic) == ("2", None, 100)
@@ -100,7 +103,7 @@ def test_canary_set_weight_promote_and_aliases(prod_with_canary, gate_report) ->
     assert {(f.alias, f.after) for f in fixed.fixed} == {("prod", "1"), ("champion", "1")}
     assert _aliases(settings) == {"dev": "2", "stage": "2", "prod": "1", "champion": "1"}
     with pytest.raises(prmod.Refused, match="quarantined"):
-        canary.promote_canary(settings, MODEL, "prod", gate_report("2", "prod"))
+        canary.promote_canary(settings, MODEL, "prod", canary_report())
 
 
 def test_canary_abort_quarantines_and_is_break_glass(prod_with_canary) -> None:

@@ -47,17 +47,6 @@ def test_cli_promote_merge_status_and_exit_codes(gitops_ws: Path, gate_report) -
         "promote", "--model", "credit_risk", "--version", "1", "--to", "qa", "--report", "x"
     )
     assert proc.returncode == 2 and "environment 'qa'" in proc.stderr
-    fail = gate_report("1", "dev", "FAIL")
-    proc = _script(
-        "promote", "--model", "credit_risk", "--version", "1", "--to", "dev", "--report", str(fail)
-    )
-    assert proc.returncode == 1 and "says FAIL" in proc.stderr
-    inc = gate_report("1", "dev", "INCONCLUSIVE")
-    proc = _mlgate(
-        "promote", "--model", "credit_risk", "--version", "1", "--to", "dev", "--report", str(inc)
-    )
-    assert proc.returncode == 3
-
     ok = gate_report("1", "dev")
     proc = _mlgate(
         "promote",
@@ -83,6 +72,25 @@ def test_cli_promote_merge_status_and_exit_codes(gitops_ws: Path, gate_report) -
     assert json.loads(proc.stdout)["approvers"] == ["alice"]
     status = json.loads(_mlgate("status", "--json").stdout)
     assert status["models"][0]["envs"]["dev"]["stable_version"] == "1"
+    # stage blocks (dev is warn-only): a FAIL report is exit 1, an INCONCLUSIVE one exit 3
+    fail = gate_report("1", "stage", "FAIL")
+    proc = _script(
+        "promote",
+        "--model",
+        "credit_risk",
+        "--version",
+        "1",
+        "--to",
+        "stage",
+        "--report",
+        str(fail),
+    )
+    assert proc.returncode == 1 and "says FAIL" in proc.stderr
+    inc = gate_report("1", "stage", "INCONCLUSIVE")
+    proc = _mlgate(
+        "promote", "--model", "credit_risk", "--version", "1", "--to", "stage", "--report", str(inc)
+    )
+    assert proc.returncode == 3
     proc = _mlgate("rollback", "--model", "credit_risk", "--env", "prod")
     assert proc.returncode == 2 and "never been deployed in prod" in proc.stderr
 
@@ -145,28 +153,40 @@ def test_cli_takes_aliases_and_default_report_and_merges_by_model_env(
     assert json.loads(_mlgate("pr", "list", "--json").stdout) == []
 
 
-def test_cli_promote_lists_every_reason_of_an_inconclusive_report(
-    gitops_ws: Path, tmp_path: Path
-) -> None:
+def test_cli_promote_lists_every_reason_of_an_inconclusive_report(gitops_ws: Path) -> None:
+    """Every reason of every gate short of PASS reaches the console (a real stored report,
+    assembled by the gates' own rules; in stage every gate blocks)."""
+    from mlgate.config import load_settings
+    from mlgate.gates.evaluate import assemble
+    from mlgate.gates.policy import load_policy, policy_path_for
+    from mlgate.gates.report import write_report
+    from mlgate.gates.result import GateResult, GateStatus
+    from mlgate.gitops.report_store import put
+
     reasons = ["only 120 matured labelled rows, 500 needed", "holdout has 3 defaults, 30 needed"]
-    d = tmp_path / "inconclusive"
-    d.mkdir()
-    gates = [
-        {"name": "performance", "status": "INCONCLUSIVE", "blocking": True,
-         "summary": reasons[0], "reasons": reasons},
-        {"name": "drift", "status": "INCONCLUSIVE", "blocking": True,
-         "summary": "current window [2026-01-01, 2026-04-01): 10 rows, 1000 needed"},
-        {"name": "swap", "status": "INCONCLUSIVE", "blocking": False, "summary": "not blocking"},
-    ]  # fmt: skip
-    doc = {"model": "credit_risk", "challenger": "1", "env": "dev", "overall": "INCONCLUSIVE"}
-    (d / "report.json").write_text(json.dumps({**doc, "gates": gates}))
+    window = "current window [2026-01-01, 2026-04-01): 10 rows, 1000 needed"
+    short = {"performance": reasons, "drift": [window]}
+    policy = load_policy(policy_path_for("credit_risk"))
+    results = [
+        GateResult(name=n, status=GateStatus.INCONCLUSIVE, summary=short[n][0], reasons=short[n])
+        if n in short
+        else GateResult(name=n, status=GateStatus.PASS, summary="passes quietly")
+        for n in policy.gates_for("stage")
+    ]
+    report = assemble(
+        model="credit_risk", challenger="1", champion=None, env="stage", policy=policy,
+        results=results, data_info={"data_fingerprint": "fp-1"},
+    )  # fmt: skip
+    d = gitops_ws / "inconclusive"
+    write_report(d, report, evidently=False)
+    put(load_settings(), d, None)
     proc = _script(
-        "promote", "--model", "credit_risk", "--version", "1", "--to", "dev", "--report", str(d)
+        "promote", "--model", "credit_risk", "--version", "1", "--to", "stage", "--report", str(d)
     )
-    assert proc.returncode == 3
-    for text in (*reasons, "current window [2026-01-01, 2026-04-01): 10 rows, 1000 needed"):
+    assert proc.returncode == 3, proc.stderr
+    for text in (*reasons, window):
         assert text in proc.stderr, proc.stderr
-    assert "not blocking" not in proc.stderr
+    assert "passes quietly" not in proc.stderr
 
 
 def test_cli_manifests_validate_json() -> None:

@@ -74,7 +74,9 @@ def test_policy_initial_weight_is_used(settings, gate_report, tmp_path: Path) ->
         promote_merged(settings, "1", env, gate_report("1", env))
     for env in ("dev", "stage"):
         promote_merged(settings, "2", env, gate_report("2", env))
-    pr = promote(settings, MODEL, "2", "prod", gate_report("2", "prod"), policies_dir=policies)
+    # the prod report is judged under that same policy: it is the policy in force here
+    rep = gate_report("2", "prod", policy=policies / "credit_risk.yaml")
+    pr = promote(settings, MODEL, "2", "prod", rep, policies_dir=policies)
     assert pr.trailers["canary-weight"] == ["5"]
 
 

@@ -121,8 +121,7 @@ def early_check(
 
 def next_step(weight: int, policy: GatePolicy) -> int | None:
     """The next weight of the schedule after `weight` (None or 100: promote)."""
-    later = [s for s in policy.canary.steps if s > weight]
-    return later[0] if later else None
+    return policy.canary.next_step(weight)
 
 
 def judge(

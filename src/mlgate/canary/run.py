@@ -36,7 +36,12 @@ from mlgate.gates.collect import (
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.monitor import Expected, expected_from_holdout
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
+from mlgate.gates.result import CanaryRun
+from mlgate.gitops.evidence import policy_in_force
+from mlgate.gitops.report_store import put as store_report
+from mlgate.gitops.status import canary_start
 from mlgate.outdir import check_replaceable
+from mlgate.training.registry import connect, resolve_version
 
 SERVED_BY = "served_by"
 SDEP_NAME = "model"  # the SeldonDeployment's name in every model namespace (manifests/base)
@@ -144,9 +149,15 @@ def analyze(
     from mlgate.training.registry import load_holdout, load_scorer, load_training_set
 
     say = say or (lambda _m: None)
-    policy: GatePolicy = load_policy(policy_path_for(model, policy_file)).for_env(env)
     named = check_replaceable(report_dir) if report_dir else None  # exit 2 before the work
     state = canary_state(settings, model, env, now)
+    # The policy the promotion will verify the analysis against (unless --policy is given,
+    # whose report a promotion then refuses).
+    policy: GatePolicy = (
+        load_policy(policy_path_for(model, policy_file))
+        if policy_file
+        else policy_in_force(settings, model, state.canary_version)
+    ).for_env(env)
     out = named or default_dir(settings, state)
     say(f"canary {state.canary_version} at {state.weight}% beside stable {state.stable_version}")
     canary = load_scorer(settings, model, state.canary_version)
@@ -202,11 +213,34 @@ def analyze(
         )
     verdict = judge(state, traffic, drift, expected, policy)
     verdict.report.data.update(info)
+    identify(settings, verdict, policy, canary.run_id)
     paths = write_report(
         out, verdict.report, drift=drift, evidently=False, what="mlgate canary analyze"
     )
+    store_report(settings, out, canary.run_id)  # where `canary promote` finds it by sha256
     pr = act_on(settings, verdict, out) if act else None
     return verdict, paths, pr
+
+
+def identify(
+    settings: PlatformSettings, verdict: CanaryVerdict, policy: GatePolicy, run_id: str
+) -> None:
+    """What `canary promote` verifies the analysis by: its kind, the canary it judged (the
+    commit that started it on main), the policy and the canary version's data."""
+    rep = verdict.report
+    start = canary_start(settings, rep.model, rep.env, rep.challenger)
+    tags = resolve_version(connect(settings), rep.model, rep.challenger).tags or {}
+    rep.kind = "canary-analysis"
+    rep.policy_sha256 = policy.digest
+    rep.data_fingerprint = tags.get("data_fingerprint")
+    if start is not None:
+        rep.canary = CanaryRun(
+            start_commit=start.sha,
+            started=datetime.fromtimestamp(start.time, UTC).isoformat(),
+            weight=int(rep.data.get("canary_weight", 0)),
+            decision=verdict.decision,
+        )
+    rep.data["mlflow_run"] = run_id
 
 
 def default_dir(settings: PlatformSettings, state: CanaryState) -> Path:

@@ -229,12 +229,13 @@ def collect(
     current: str | Path | None = None,
     say: Say | None = None,
 ) -> Collected:
-    from mlgate.training.registry import load_scorer, load_training_set
+    from mlgate.training.registry import connect, load_scorer, load_training_set, resolve_version
 
     say = say or (lambda _m: None)
     eff = policy.for_env(env)
     say(f"loading challenger {model} {challenger}")
     chal = load_scorer(settings, model, challenger)  # unknown version: bad input (exit 2)
+    tags = resolve_version(connect(settings), model, chal.version).tags or {}
     dataset = run_dataset(settings, chal.run_id)
     check_dataset_columns(policy, dataset)  # a column the policy names must exist: exit 2
     protected = load_protected(dataset)  # a derivation the data breaks: exit 2, named
@@ -267,6 +268,8 @@ def collect(
         out.champion_source = "unreadable"
         out.champion = champion
     out.info["champion_source"] = out.champion_source
+    # The report records the data the version was trained on; a promotion checks it.
+    out.info["data_fingerprint"] = tags.get("data_fingerprint")
 
     if "holdout" not in out.why_missing:
         try:

@@ -207,7 +207,6 @@ def run_gates(
     champion could not be loaded); the affected gates are INCONCLUSIVE with that reason.
     """
     eff = policy.for_env(env)
-    enforced = eff.enforced(env)
     names = eff.gates_for(env)
     results: list[GateResult] = []
     try:
@@ -218,10 +217,35 @@ def run_gates(
         if on_gate:
             on_gate(name)
         res = guarded(name, fns[name])
-        res = with_floors(res, sample_floors(name, holdout, drift, recent, eff))
-        configured_blocking = getattr(eff, name).blocking
-        res.blocking = bool(configured_blocking and enforced)
-        results.append(res)
+        results.append(with_floors(res, sample_floors(name, holdout, drift, recent, eff)))
+    return assemble(
+        model=model,
+        challenger=challenger,
+        champion=champion,
+        env=env,
+        policy=policy,
+        results=results,
+        data_info=data_info,
+    )
+
+
+def assemble(
+    *,
+    model: str,
+    challenger: str,
+    champion: str | None,
+    env: str,
+    policy: GatePolicy,
+    results: list[GateResult],
+    data_info: dict[str, Any] | None = None,
+) -> GateReport:
+    """Gate results -> the GateReport: each gate's blocking flag from the policy in `env`,
+    `overall` from the blocking gates, `verdict` from all, the policy's digest and the data
+    fingerprint recorded (what `mlgate.gates.verify` checks a promotion against)."""
+    eff = policy.for_env(env)
+    enforced = eff.enforced(env)
+    for res in results:
+        res.blocking = bool(getattr(eff, res.name).blocking and enforced)
     verdict = worst([r.status for r in results])
     overall = worst([r.status for r in results if r.blocking])
     warnings = [
@@ -240,6 +264,8 @@ def run_gates(
         policy_file=policy.source_file,
         policy=eff.model_dump(mode="json", exclude={"environments"}),
         data=data_info or {},
+        policy_sha256=policy.digest,
+        data_fingerprint=(data_info or {}).get("data_fingerprint"),
     )
 
 

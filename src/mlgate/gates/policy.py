@@ -10,6 +10,8 @@ policy stops with a ConfigError that names the file and the field (exit 2).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,9 @@ from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
 
 GATE_NAMES = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
+# Environments whose gates always block: a policy that switches a gate off or turns
+# enforcement off there is refused when it loads (change control, issue 12), not obeyed.
+ENFORCED_ENVS = ("stage", "prod")
 GateName = Literal["performance", "calibration", "drift", "fairness", "pnl", "swap"]
 
 
@@ -190,6 +195,12 @@ class CanaryPolicy(_Strict):
             raise ValueError("steps must be increasing percentages in (0, 100]")
         return self
 
+    def next_step(self, weight: int) -> int | None:
+        """The next weight of the schedule after `weight` (None or 100: promote). One home: the
+        canary judge decides with it and the evidence check re-derives that decision."""
+        later = [s for s in self.steps if s > weight]
+        return later[0] if later else None
+
 
 class MonitorPolicy(_Strict):
     """Daily monitoring thresholds (mlgate monitor)."""
@@ -242,6 +253,10 @@ class GatePolicy(_Strict):
         }
     )
     source_file: str | None = Field(None, exclude=True)
+    # sha256 of the validated policy as loaded (load_policy): what a gate report records as
+    # the policy it was judged under. Kept through for_env and served cut-offs, so a report is
+    # tied to the signed-off file, not to the values resolved for one run.
+    digest: str | None = Field(None, exclude=True)
 
     def for_env(self, env: str) -> GatePolicy:
         """The policy as it applies in `env`: its overrides merged in, validated again."""
@@ -257,7 +272,7 @@ class GatePolicy(_Strict):
         merged["environments"] = {k: v.model_dump() for k, v in self.environments.items()}
         src = f"{self.source_file or 'policy'} (environments.{env}.overrides)"
         out = parse_model(GatePolicy, merged, src)
-        return out.model_copy(update={"source_file": self.source_file})
+        return out.model_copy(update={"source_file": self.source_file, "digest": self.digest})
 
     def gates_for(self, env: str) -> list[str]:
         chosen = self.environments[env].gates
@@ -280,13 +295,62 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"
 
 
+def policy_digest(policy: GatePolicy) -> str:
+    """sha256 of the policy's validated values (sorted JSON): comments and key order in the
+    file do not change it, any value does."""
+    text = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def load_policy(path: str | Path) -> GatePolicy:
-    """Read and validate a policy file; every override section is validated up front too."""
+    """Read and validate a policy file; every override section is validated up front too, and
+    stage/prod must keep every gate blocking (`check_enforced`)."""
     policy = parse_model(GatePolicy, load_yaml(path), str(path))
     policy = policy.model_copy(update={"source_file": str(path)})
+    policy = policy.model_copy(update={"digest": policy_digest(policy)})
     for env in policy.environments:
         policy.for_env(env)  # a bad override must fail now, not at the first prod run
+    check_enforced(policy)
     return policy
+
+
+def check_enforced(policy: GatePolicy) -> None:
+    """Stage and prod judge with every gate, blocking: `enforce: false`, a gate list that leaves
+    a gate out (or is empty) and `blocking: false` on a gate (in the base sections or the
+    environment's overrides) are refused, naming the file and each field (exit 2). Otherwise
+    a policy edit could make any report PASS for prod."""
+    problems = []
+    for env in ENFORCED_ENVS:
+        section = policy.environments.get(env)
+        if section is None:
+            continue  # no such environment: promoting there is refused by for_env
+        where = f"environments.{env}"
+        if not section.enforce:
+            problems.append(f"{where}.enforce: false is not allowed in {env} (gates must block)")
+        if section.gates is not None:
+            left_out = [g for g in GATE_NAMES if g not in section.gates]
+            if not section.gates:
+                problems.append(f"{where}.gates: empty; {env} runs every gate")
+            elif left_out:
+                problems.append(
+                    f"{where}.gates: leaves out {', '.join(left_out)}; {env} runs every gate"
+                )
+        eff = policy.for_env(env)
+        for gate in GATE_NAMES:
+            if getattr(eff, gate).blocking:
+                continue
+            over = section.overrides.get(gate)
+            field = (
+                f"{where}.overrides.{gate}.blocking"
+                if isinstance(over, dict) and "blocking" in over
+                else f"{gate}.blocking"
+            )
+            problems.append(f"{field}: false is not allowed in {env} (the gate must block)")
+    if problems:
+        raise ConfigError(
+            f"{policy.source_file or 'policy'}: switches gates off in {'/'.join(ENFORCED_ENVS)}",
+            problems=problems,
+        )
 
 
 def policy_path_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +52,20 @@ def worst(statuses: list[GateStatus]) -> GateStatus:
     return GateStatus.PASS
 
 
+ReportKind = Literal["promotion", "canary-analysis"]
+
+
+class CanaryRun(BaseModel):
+    """Which canary a canary analysis judged: the commit on main that started it, when, the
+    weight it ran at and the decision. A promotion of the canary checks these against git, so
+    an analysis of an earlier canary (or a report made before this one started) is refused."""
+
+    start_commit: str
+    started: str  # ISO time of that commit
+    weight: int
+    decision: str  # advance | promote | wait | abort
+
+
 class GateReport(BaseModel):
     """A whole gate run: the decision that counts (`overall`) and every gate's result.
 
@@ -73,6 +87,12 @@ class GateReport(BaseModel):
     policy: dict[str, Any] = Field(default_factory=dict)  # the effective policy for this env
     data: dict[str, Any] = Field(default_factory=dict)  # row counts, windows, samples used
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # What a promotion checks the report against (mlgate.gates.verify): which kind of judgement
+    # it is, the policy it was judged under (GatePolicy.digest) and the version's data.
+    kind: ReportKind = "promotion"
+    policy_sha256: str | None = None
+    data_fingerprint: str | None = None
+    canary: CanaryRun | None = None
 
     @property
     def exit_code(self) -> int:

@@ -15,6 +15,7 @@ from mlgate.gates.evaluate import run_gates
 from mlgate.gates.policy import load_policy, policy_path_for
 from mlgate.gates.report import write_report
 from mlgate.gates.result import GateReport
+from mlgate.gitops.report_store import put as store_report
 from mlgate.outdir import check_replaceable
 
 
@@ -74,6 +75,8 @@ def run_gates_for_model(
     )
     say("writing the report")
     paths = write_report(out, report, holdout=data.holdout, drift=data.drift, evidently=evidently)
+    # Content-addressed, where a promotion finds it again by the sha256 its commit names.
+    store_report(settings, out, data.run_id if log_mlflow else None)
     if log_mlflow and data.run_id:
         uri = log_to_mlflow(settings, data.run_id, paths["report.json"].parent, env)
         if uri:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
+from mlgate.gitops.evidence import canary_claim
 from mlgate.gitops.overlay import Release, check_env, check_model, read_release, write_release
 from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.promote import check_report, description, evidence_trailers, promote
@@ -132,7 +133,18 @@ def promote_canary(
     check_env(env)
     planned = _running(settings, model, env)
     version = planned.canary_version or ""
-    rep = check_report(report, model, version, env, override_reason)
+    # Only an analysis of this canary (made after it started, deciding PROMOTE) is evidence;
+    # the holdout report that let it start is not.
+    rep = check_report(
+        settings,
+        report,
+        model,
+        version,
+        env,
+        override_reason,
+        kind="canary-analysis",
+        canary=canary_claim(settings, model, env),
+    )
 
     def edit(root: Path) -> None:
         current = _same_canary(root, model, env, planned)

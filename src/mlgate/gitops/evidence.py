@@ -1,26 +1,36 @@
 """What a promotion rests on: the gate report, the image digest, and the MLflow lineage.
 
-Read directly from the files and registry the other capabilities write (gate report
-`report.json` + `report.md`, image build record `<workspace>/images/<model>/<version>.json`,
-MLflow model version tags), so a promotion commit can carry all of it in its trailers.
+Read from what the other capabilities write (the gate report from the content-addressed report
+store, image build record `<workspace>/images/<model>/<version>.json`, MLflow model version
+tags), so a promotion commit can carry all of it in its trailers. The gate report is verified,
+never trusted (`verify_evidence`): promote, canary promote and `pr merge` all call it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from mlgate.config import REPO_ROOT, PlatformSettings
-from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.errors import BadInputError, ExternalServiceError, GateFailed
+from mlgate.gates import result
+from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
+from mlgate.gates.result import GateStatus, ReportKind
+from mlgate.gates.verify import CanaryClaim, Claim, parse_report, verify_report
+from mlgate.gitops import report_store
+from mlgate.gitops.prhost import Refused
 from mlgate.records.builds import pinned_image
 from mlgate.records.tags import VersionTags, read_tags
+from mlgate.records.values import canonical_version
+from mlgate.training.registry import connect, resolve_version
 
 
 class GateReport(BaseModel):
+    """A verified gate report, as the promotion commit and its PR description use it."""
+
     path: str
     sha256: str
     model: str
@@ -33,52 +43,172 @@ class GateReport(BaseModel):
     markdown: str
 
 
-def _version_of(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        v = value.get("version")
-        return None if v is None else str(v)
-    return str(value)
+def _summary(rep: result.GateReport, sha: str, path: str, markdown: str) -> GateReport:
+    short = [g for g in rep.gates if g.status != GateStatus.PASS and g.blocking]
+    return GateReport(
+        path=path,
+        sha256=sha,
+        model=rep.model,
+        challenger=rep.challenger,
+        champion=rep.champion,
+        env=rep.env,
+        overall=rep.overall.value,
+        failing=[g.name for g in short],
+        reasons=[
+            f"{g.name} {g.status.value}: {r}"
+            for g in short
+            for r in (g.reasons or [g.summary or "no reason recorded"])
+        ],
+        markdown=markdown,
+    )
 
 
 def load_report(report: Path) -> GateReport:
-    """A gate report directory (or its report.json); errors name the file and the key."""
-    path = report / "report.json" if report.is_dir() else report
-    if not path.is_file():
-        raise BadInputError(f"{path}: gate report not found")
+    """A gate report folder (or its report.json) as mlgate wrote it, NOT verified: for showing
+    and reusing a report. A promotion goes through `verify_evidence`."""
+    path = report_store.report_file(report)
     raw = path.read_bytes()
+    md = path.parent / "report.md"
+    return _summary(
+        parse_report(raw, str(path)),
+        hashlib.sha256(raw).hexdigest(),
+        str(path),
+        md.read_text(encoding="utf-8") if md.is_file() else "",
+    )
+
+
+def policy_in_force(
+    settings: PlatformSettings, model: str, version: str, policies_dir: Path | None = None
+) -> GatePolicy:
+    """The gate policy `model` is judged under now: `<policies_dir>/<model>.yaml` when given,
+    else the one the version's model config named (MLflow tag `gate_policy`), else
+    config/policies/<model>.yaml. Loading it refuses stage/prod sections that switch gates off."""
+    if policies_dir is not None:
+        return load_policy(policy_path_for(model, policies_dir / f"{model}.yaml"))
+    tags = read_tags(resolve_version(connect(settings), model, version).tags, model, version)
+    return load_policy(policy_path_for(model, None, tags.gate_policy or None))
+
+
+def canary_claim(settings: PlatformSettings, model: str, env: str) -> CanaryClaim:
+    """The canary git runs in `env` now: its start commit and time, weight and stable version."""
+    from mlgate.gitops.status import canary_start, read_status  # status imports pr, pr this
+
+    ms = read_status(settings).model(model)
+    es = ms.envs.get(env) if ms is not None else None
+    if es is None or es.canary_version is None or es.canary_weight is None:
+        raise BadInputError(f"no canary of {model} runs in {env} (git main)")
+    start = canary_start(settings, model, env, es.canary_version)
+    if start is None:
+        raise BadInputError(f"git has no commit that started the {env} canary of {model}")
+    return CanaryClaim(
+        start_commit=start.sha,
+        started=datetime.fromtimestamp(start.time, UTC).isoformat(),
+        weight=es.canary_weight,
+        stable_version=es.stable_version,
+    )
+
+
+def verify_evidence(
+    settings: PlatformSettings,
+    sha: str,
+    *,
+    model: str,
+    version: str,
+    env: str,
+    kind: ReportKind = "promotion",
+    override: bool = False,
+    policies_dir: Path | None = None,
+    canary: CanaryClaim | None = None,
+) -> GateReport:
+    """The one check of a gate report, for `promote`, `canary promote`, `pr merge` and CI.
+
+    Fetches the report named by `sha` from the store (`report_store.get`: its bytes must hash to
+    `sha`), checks it is about this model, version (canonical) and environment, then verifies it
+    against the version's MLflow lineage and the policy in force (`mlgate.gates.verify`).
+    Under `--override-gates` (break-glass: reason + two approvers) only the store and identity
+    are checked: the report travels with the change, it does not need to pass.
+    """
     try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}: not valid JSON: {exc}") from exc
-    for key in ("model", "challenger", "env", "overall"):
-        if key not in doc:
-            raise BadInputError(f"{path}: key `{key}` is missing")
-    md_path = path.parent / "report.md"
-    markdown = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    short = [
-        g
-        for g in doc.get("gates") or []
-        if isinstance(g, dict) and g.get("status") != "PASS" and g.get("blocking", True)
-    ]
-    failing = [str(g.get("name")) for g in short]
-    reasons = [
-        f"{g.get('name')} {g.get('status')}: {r}"
-        for g in short
-        for r in (g.get("reasons") or [g.get("summary") or "no reason recorded"])
-    ]
-    return GateReport(
-        path=str(path),
-        sha256=hashlib.sha256(raw).hexdigest(),
-        model=str(doc["model"]),
-        challenger=_version_of(doc["challenger"]) or "",
-        champion=_version_of(doc.get("champion")),
-        env=str(doc["env"]),
-        overall=str(doc["overall"]).upper(),
-        failing=failing,
-        reasons=reasons,
-        markdown=markdown,
+        return _verify(settings, sha, model, version, env, kind, override, policies_dir, canary)
+    except GateFailed as exc:  # one exception for every refusal of the promotion rules
+        if isinstance(exc, Refused):
+            raise
+        raise Refused(exc.message, problems=exc.problems) from None
+
+
+def _verify(
+    settings: PlatformSettings,
+    sha: str,
+    model: str,
+    version: str,
+    env: str,
+    kind: ReportKind,
+    override: bool,
+    policies_dir: Path | None,
+    canary: CanaryClaim | None,
+) -> GateReport:
+    lineage = mlflow_lineage(settings, model, version)  # unknown version: exit 2
+    fetched = report_store.get(settings, sha, lineage.run_id)
+    rep = parse_report(fetched.raw, fetched.where)
+    problems = []
+    for key, want, got in (("model", model, rep.model), ("env", env, rep.env)):
+        if got != want:
+            problems.append(f"`{key}` is {got!r}, but this change is for {want!r}")
+    try:
+        same = canonical_version(rep.challenger, "challenger") == canonical_version(version)
+    except BadInputError:
+        same = False
+    if not same:
+        problems.append(f"`challenger` is {rep.challenger!r}, but this change is for {version!r}")
+    if problems:
+        raise BadInputError(
+            f"{fetched.where}: gate report for another change; nothing was committed",
+            problems=problems,
+        )
+    if not override:
+        policy = policy_in_force(settings, model, version, policies_dir)
+        claim = Claim(kind=kind, data_fingerprint=lineage.data_fingerprint, canary=canary)
+        verify_report(rep, claim, policy, fetched.where)
+    return _summary(rep, sha, fetched.where, fetched.markdown)
+
+
+def verify_change_evidence(
+    settings: PlatformSettings,
+    *,
+    change: str,
+    model: str,
+    version: str | None,
+    env: str,
+    gate_report: str | None,
+    overridden: bool,
+) -> GateReport | None:
+    """`pr merge` (and a CI check on the PR) re-verifies what the PR's commit names: for a
+    change that makes a version run (`promote`, `canary-promote`) the report whose sha256 is
+    its `Gate-Report:` trailer, fetched from the store now, against the policy in force now.
+    A report tampered with (or a policy changed) after the PR was opened is refused here.
+    `Gate-Report: none` is accepted only with `Override-Reason` (then two approvers)."""
+    kinds: dict[str, ReportKind] = {"promote": "promotion", "canary-promote": "canary-analysis"}
+    kind = kinds.get(change)
+    if kind is None:
+        return None  # weight steps, aborts, rollbacks carry no gate report
+    if not version:
+        raise BadInputError(f"{change} of {model} in {env}: the commit has no Model-Version")
+    if gate_report in (None, "", "none"):
+        if overridden:
+            return None
+        raise Refused(
+            f"{change} of {model} {version} in {env}: the commit names no gate report and "
+            "the gates were not overridden; nothing was merged"
+        )
+    return verify_evidence(
+        settings,
+        gate_report,
+        model=model,
+        version=version,
+        env=env,
+        kind=kind,
+        override=overridden,
+        canary=canary_claim(settings, model, env) if kind == "canary-analysis" else None,
     )
 
 
@@ -140,8 +270,6 @@ def release_policy(model: str, policies_dir: Path | None = None) -> ReleasePolic
     Read through the gates' own policy loader, so the cut-off a new environment starts with is
     the one its gates were judged at; without a policy file, the policy's documented defaults.
     """
-    from mlgate.gates.policy import GatePolicy, load_policy
-
     path = (policies_dir or REPO_ROOT / "config" / "policies") / f"{model}.yaml"
     policy = load_policy(path) if path.is_file() else GatePolicy()
     return ReleasePolicy(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, GateFailed
+from mlgate.gitops.evidence import verify_change_evidence
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import model_dir, overlay_dir
 from mlgate.gitops.quarantine import read_quarantine
@@ -276,6 +277,17 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
                 raise Refused(
                     f"pull request {branch}: version {pr.version} of {pr.model} is quarantined"
                 )
+        # The evidence the commit names, verified again now (a report tampered with after the
+        # PR was opened, or a policy changed since, stops the merge): the same check as promote.
+        verify_change_evidence(
+            settings,
+            change=pr.change,
+            model=pr.model,
+            version=pr.version,
+            env=pr.env,
+            gate_report=next(iter(pr.trailers.get("gate-report", [])), None),
+            overridden=pr.overridden,
+        )
         # Checked before anything moves: an approver name is a value like any other trailer's.
         original = repo.git("log", "-1", "--format=%B", pr.sha).rstrip("\n")
         msg = with_approvals(original, distinct, f"pull request {branch}", "--approver")

@@ -17,13 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import BadInputError, Inconclusive
+from mlgate.errors import BadInputError
+from mlgate.gates.result import ReportKind
+from mlgate.gates.verify import CanaryClaim
 from mlgate.gitops.evidence import (
     GateReport,
     image_for,
-    load_report,
     mlflow_lineage,
     release_policy,
+    verify_evidence,
 )
 from mlgate.gitops.history import log
 from mlgate.gitops.overlay import (
@@ -38,15 +40,26 @@ from mlgate.gitops.overlay import (
 from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.quarantine import read_quarantine
 from mlgate.gitops.repo import GitopsRepo
+from mlgate.gitops.report_store import report_sha
 from mlgate.records.trailers import ENTERING, ChangeKind, make_trailers
 from mlgate.records.values import check_text
 from mlgate.training.versions import version_number
 
 
 def check_report(
-    report: Path | None, model: str, version: str, env: str, override_reason: str | None
+    settings: PlatformSettings,
+    report: Path | None,
+    model: str,
+    version: str,
+    env: str,
+    override_reason: str | None,
+    *,
+    kind: ReportKind = "promotion",
+    canary: CanaryClaim | None = None,
+    policies_dir: Path | None = None,
 ) -> GateReport | None:
-    """The gate report must be for this model/version/env and PASS, unless overridden."""
+    """The gate report in `report`, verified against the store, the version and the policy in
+    force (`evidence.verify_evidence`): only a verified PASS promotes, unless overridden."""
     if override_reason is not None and not override_reason.strip():
         raise BadInputError("--reason: overriding the gates needs a written reason")
     if report is None:
@@ -55,24 +68,17 @@ def check_report(
                 "--report: a gate report directory is required (or --override-gates)"
             )
         return None
-    rep = load_report(report)
-    for key, want, got in (
-        ("model", model, rep.model),
-        ("challenger", version, rep.challenger),
-        ("env", env, rep.env),
-    ):
-        if got != want:
-            raise BadInputError(f"{rep.path}: `{key}` is {got!r}, but this change is for {want!r}")
-    if rep.overall != "PASS" and override_reason is None:
-        failing = f" (failing: {', '.join(rep.failing)})" if rep.failing else ""
-        text = (
-            f"gate report {rep.path} says {rep.overall}{failing}: {model} {version} is not "
-            f"promoted to {env}; nothing was committed"
-        )
-        if rep.overall == "INCONCLUSIVE":
-            raise Inconclusive(text, problems=rep.reasons)
-        raise Refused(text, problems=rep.reasons)
-    return rep
+    return verify_evidence(
+        settings,
+        report_sha(report),
+        model=model,
+        version=version,
+        env=env,
+        kind=kind,
+        override=override_reason is not None,
+        policies_dir=policies_dir,
+        canary=canary,
+    )
 
 
 def evidence_trailers(rep: GateReport | None, override_reason: str | None) -> dict[str, str]:
@@ -132,7 +138,9 @@ def promote(
     known = read_status(settings).model(model)  # fail fast, before reading any evidence
     if known and any(q.version == version for q in known.quarantined):
         raise Refused(f"{model} version {version} is quarantined: it cannot be promoted again")
-    rep = check_report(report, model, version, to, override_reason)
+    rep = check_report(
+        settings, report, model, version, to, override_reason, policies_dir=policies_dir
+    )
     lineage = mlflow_lineage(settings, model, version)
     image_ref = image_for(settings, model, version, image, lineage.tags)
     rel_policy = release_policy(model, policies_dir)

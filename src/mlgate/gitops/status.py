@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
+from mlgate.gitops.history import Change
 from mlgate.gitops.overlay import ENVS, RELEASE_FILE, overlay_dir, parse_release
 from mlgate.gitops.pr import PR_PREFIXES
 from mlgate.gitops.quarantine import QUARANTINE_FILE, QuarantineEntry, parse_quarantine
@@ -95,9 +96,16 @@ def stable_version(settings: PlatformSettings, model: str, env: str) -> str | No
 
 
 def canary_started(settings: PlatformSettings, model: str, env: str, version: str) -> int | None:
-    """Commit time (epoch seconds) at which `version` entered `env` on main: the oldest of the
-    newest run of commits on the env's overlay that carry its Model-Version trailer (its
-    promotion as canary, then its weight steps). None when git has no such commit."""
+    """Commit time (epoch seconds) at which `version` entered `env` on main (`canary_start`)."""
+    start = canary_start(settings, model, env, version)
+    return start.time if start is not None else None
+
+
+def canary_start(settings: PlatformSettings, model: str, env: str, version: str) -> Change | None:
+    """The commit with which `version` entered `env` on main: the oldest of the newest run of
+    commits on the env's overlay that carry its Model-Version trailer (its promotion as canary,
+    then its weight steps). None when git has no such commit. A canary analysis records it, and
+    `canary promote` accepts only an analysis of the canary that started there."""
     from mlgate.gitops.history import log
 
     view = _view(settings)
@@ -107,7 +115,7 @@ def canary_started(settings: PlatformSettings, model: str, env: str, version: st
     for change in log(view.git_dir, view.cwd, view.ref, [overlay_dir(model, env)]):
         if change.get("Model-Version") != version:
             break
-        started = change.time
+        started = change
     return started
 
 

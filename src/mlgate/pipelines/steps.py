@@ -351,6 +351,8 @@ def decide(
         policy_file=pol.source_file,
         policy=eff.model_dump(mode="json", exclude={"environments"}),
         data=info.get("info") or {},
+        policy_sha256=pol.digest,
+        data_fingerprint=(info.get("info") or {}).get("data_fingerprint"),
     )
     st = settings()
     from mlgate.gates.run import default_report_dir
@@ -363,6 +365,9 @@ def decide(
         drift=evidence.drift(evidence_path),
         evidently=False,
     )
+    from mlgate.gitops.report_store import put as store_report
+
+    store_report(st, local_copy, info.get("run_id"))  # where a promotion finds it by sha256
     shutil.copytree(local_copy, report_dir, dirs_exist_ok=True)
     _write_text(report_html, paths["report.html"].read_text(encoding="utf-8"))
     decision = "PASS" if verdict == GateStatus.PASS else verdict.value
