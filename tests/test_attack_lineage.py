@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,34 @@ def test_git_agrees_with_mlgate_on_a_merged_promotion(settings, gate_report) -> 
     parsed = parse_message(main_message(settings), "main")
     assert parsed is not None and git_view.split("\n") == [f"{k}: {v}" for k, v in parsed.pairs()]
     assert parsed.approved_by == ("alice",)
+
+
+# --- the same attacks through the console script: exit codes and messages as users see them --
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_attacks_through_the_cli_exit_2_naming_the_field(settings, gate_report, gitops_ws) -> None:
+    report = str(gate_report("1", "dev"))
+    base = ("promote", "--model", MODEL, "--to", "dev", "--report", report)
+    before = remote_refs(settings)
+    proc = _cli(*base, "--version", "1", "--image", _image(gitops_ws, "2"))
+    assert proc.returncode == 2 and "--image" in proc.stderr, proc.stderr
+    assert _record(gitops_ws, "1")["digest"] in proc.stderr
+    proc = _cli(*base, "--version", "1.0")
+    assert proc.returncode == 2 and "--version" in proc.stderr, proc.stderr
+    proc = _cli(*base, "--version", "1", "--override-gates", "--reason", "x\nChange: rollback")
+    assert proc.returncode == 2 and "--reason" in proc.stderr, proc.stderr
+    assert remote_refs(settings) == before
+    proc = _cli(*base, "--version", "001", "--json")
+    assert proc.returncode == 0, proc.stderr
+    pr = json.loads(proc.stdout)
+    assert pr["version"] == "1" and pr["branch"] == f"promote/{MODEL}-1-dev"
+    before = remote_refs(settings)
+    proc = _cli("pr", "merge", pr["branch"], "--approver", "alice\nModel-Version: 3")
+    assert proc.returncode == 2 and "--approver" in proc.stderr, proc.stderr
+    assert remote_refs(settings) == before
