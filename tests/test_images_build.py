@@ -71,6 +71,9 @@ def test_pushed_digest_and_labels_equal_registry_and_mlflow_lineage(pushed_image
     assert {"repository", "reference", "digest", "labels", "sbom_digest", "created"} <= set(on_disk)
     assert on_disk["repository"] == f"{s.registry.address}/{w.model}"
     assert on_disk["digest"] == rec["digest"]
+    # the MLflow version names the same image: what a promotion of it may pin
+    assert mv.tags["image_digest"] == rec["digest"]
+    assert mv.tags["image_repository"] == on_disk["repository"]
     assert not list((Path(s.ws().root) / "images" / ".build").glob("*"))
 
 
