@@ -34,6 +34,7 @@ from mlgate.data.windows import DEFAULT_DRIFT_DAYS, DEFAULT_RECENT_DAYS, days_ho
 from mlgate.errors import BadInputError, ConfigError, MlgateError
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.policy import GatePolicy, check_policy_columns
+from mlgate.gitops.status import StateUnreadable, stable_version
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -55,13 +56,11 @@ class Collected:
 def resolve_champion(
     settings: PlatformSettings, model: str, env: str, explicit: str | None
 ) -> tuple[str | None, str]:
-    """(champion reference, where it came from). Git's stable version unless named."""
+    """(champion reference, where it came from). Git's stable version unless named; "none"
+    (a first version, judged on the absolute floors) only when git proves nothing runs there.
+    Git that cannot be read raises StateUnreadable: the caller fails closed."""
     if explicit:
         return explicit, "explicit"
-    try:
-        from mlgate.gitops.status import stable_version
-    except ImportError:
-        return None, "none (no gitops status available)"
     version = stable_version(settings, model, env)
     if version is None:
         return None, f"none (git has no stable version of {model} in {env})"
@@ -259,10 +258,14 @@ def collect(
             say(f"loading champion {model} {champ_ref}")
             champ_scorer = load_scorer(settings, model, champ_ref)
             out.champion = champ_scorer.version
-    except BadInputError:
+    except StateUnreadable as exc:  # git cannot say what runs there: never a first version
+        out.why_missing["holdout"] = f"champion unreadable: {exc}"
+        out.champion_source = "unreadable"
+    except BadInputError as exc:
         if champion:
             raise  # a champion the user named that does not exist is a typo: exit 2
-        out.why_missing["holdout"] = "champion unreadable"
+        out.why_missing["holdout"] = f"champion unreadable: {exc}"
+        out.champion_source = "unreadable"
     except Exception as exc:  # noqa: BLE001 - champion unreadable: fail closed
         out.why_missing["holdout"] = f"champion unreadable: {exc}"
         out.champion_source = "unreadable"

@@ -43,9 +43,11 @@ def _running(settings: PlatformSettings, model: str, env: str) -> Release:
 
 
 def _same_canary(root: Path, model: str, env: str, expected: Release) -> Release:
-    """Inside the edit: main must still run the canary we planned against."""
+    """Inside the edit, under the lock: main must still hold exactly the release the subject
+    and trailers were planned from (versions, images, weight, cut-off), else message and diff
+    could disagree."""
     current = read_release(root, model, env)
-    if current is None or current.canary_version != expected.canary_version:
+    if current is None or current != expected:
         raise Refused(f"the {env} canary of {model} changed meanwhile; look at `mlgate status`")
     return current
 

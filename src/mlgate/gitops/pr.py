@@ -1,20 +1,21 @@
-"""Pull requests: a change proposed on a branch, merged only with approvals.
+"""Pull requests: a change proposed on a branch, merged only with real approvals.
 
-Locally (the embedded default) a PR is a branch on the GitOps remote, its description a git
-note (`refs/notes/mlgate-pr`); `mlgate pr list|show|merge` stands in for GitHub's UI. With
-`gitops.github_repo` set, opening a PR also creates it on GitHub (`gitops.github`), and the
-approvers are read from its reviews.
+Where a PR lives is the host's business (`prhost`: a branch + git note on the GitOps remote,
+`mlgate pr list|show|merge` standing in for GitHub's UI; or GitHub through its REST API with
+`gitops.github_repo`). The rules live here, the same for both hosts.
 
 Merge rules (the bank's four-eyes principle):
-- every merge names at least one approver;
-- stage and prod: no approver may be the author of the change (segregation of duties);
+- approvals come from the host: `--approver` names locally, only the PR's reviews on its head
+  commit on GitHub; every approver must be on main's `reviewers.yaml` (`reviewers`);
+- the author of the change never approves it;
+- prod needs an approver with the role `model-risk`;
 - a change made with `--override-gates` needs two approvers, neither the author;
-- restoring changes (`canary abort`, `rollback`) are break-glass: one approver, who may be the
-  author, because putting back a reviewed earlier state must never wait;
+- restoring changes (`canary abort`, `rollback`) need one listed approver other than the
+  author, of any role, because putting back a reviewed earlier state must not wait for one;
 - a PR whose base is stale (main changed the same environment since it was opened) is refused:
   its gates compared against a champion that no longer runs there;
-- the merge is a rebase of the one PR commit onto main keeping its trailers, with
-  `Approved-by:` trailers added, so history stays linear and every change revertible alone.
+- the merge puts the one PR commit onto main keeping its trailers, with `Approved-by:`
+  trailers added, so history stays linear and every change revertible alone.
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import BadInputError, GateFailed
+from mlgate.errors import BadInputError
 from mlgate.gitops.evidence import verify_change_evidence
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import model_dir, overlay_dir
+from mlgate.gitops.prhost import Approval, Refused, host_for
 from mlgate.gitops.quarantine import read_quarantine
-from mlgate.gitops.repo import NOTES_REF, GitError, GitopsRepo
+from mlgate.gitops.repo import NOTES_REF, GitopsRepo
+from mlgate.gitops.reviewers import REQUIRED_ROLE, Reviewer, Reviewers, read_reviewers
 from mlgate.records.trailers import RESTORING, Trailers, commit_message, with_approvals
 
 PR_PREFIXES = ("promote", "canary", "rollback")
 
 
-class Refused(GateFailed):
-    """A change the rules do not allow (order, gates, quarantine, approvals, stale base)."""
+__all__ = ["Refused"]  # defined with the PR hosts, raised by every act
 
 
 class Proposal(BaseModel):
@@ -95,15 +97,8 @@ def open_pr(
             )
         base = repo.rev(repo.main)
         repo.git("checkout", "-q", "-B", proposal.branch, base)
-        on_github = bool(settings.gitops.github_repo)
-        # On GitHub the REST API creates the branch ref: git only carries the commit object.
-        target = (
-            f"refs/mlgate/staging/{proposal.branch}"
-            if on_github
-            else f"refs/heads/{proposal.branch}"
-        )
-        pushed = False
-        github_pr: tuple[int, str] | None = None
+        host = host_for(settings)
+        opened = None
         try:
             edit(repo.work)
             repo.git("add", "-A", "--", model_dir(proposal.model))
@@ -115,12 +110,14 @@ def open_pr(
             msg = commit_message(proposal.subject, proposal.trailers, proposal.body)
             repo.git("commit", "-q", "-F", "-", input=msg)
             sha = repo.rev("HEAD")
-            repo.git("push", "-q", "origin", f"HEAD:{target}")
-            pushed = True
-            if on_github:
-                from mlgate.gitops import github
-
-                github_pr = github.open_pull_request(settings, proposal, sha)
+            opened = host.open(
+                repo,
+                proposal.branch,
+                sha,
+                proposal.subject,
+                proposal.description,
+                proposal.trailers.pairs(),
+            )
             if proposal.description:
                 repo.git(
                     "notes",
@@ -134,20 +131,15 @@ def open_pr(
                 )
                 repo.git("push", "-q", "origin", NOTES_REF)
         except BaseException:
-            if pushed:
-                repo.git("push", "-q", "origin", "--delete", target, check=False)
-                if on_github:
-                    repo.git("push", "-q", "origin", "--delete", proposal.branch, check=False)
+            if opened is not None:
+                host.discard(repo, proposal.branch)
             raise
         finally:
             repo.git("checkout", "-q", "--detach", repo.main)
             repo.git("branch", "-q", "-D", proposal.branch, check=False)
-            if pushed and on_github:
-                repo.git("push", "-q", "origin", "--delete", target, check=False)
         repo.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
         pr = _pr(repo, proposal.branch)
-    if github_pr is not None:
-        pr.github_number, pr.github_url = github_pr
+    pr.github_number, pr.github_url = opened.number, opened.url
     return pr
 
 
@@ -182,7 +174,7 @@ def _pr(repo: GitopsRepo, branch: str, with_diff: bool = False) -> PullRequest:
 def list_prs(settings: PlatformSettings) -> list[PullRequest]:
     repo = GitopsRepo.open(settings)
     with repo.session():
-        branches = [b for b in repo.remote_branches() if b.split("/", 1)[0] in PR_PREFIXES]
+        branches = [b for b in host_for(settings).list(repo) if b.split("/", 1)[0] in PR_PREFIXES]
         return [_pr(repo, b) for b in sorted(branches)]
 
 
@@ -205,7 +197,10 @@ def show_pr(settings: PlatformSettings, branch: str) -> PullRequest:
     with repo.session():
         if branch not in repo.remote_branches():
             raise BadInputError(f"no open pull request {branch!r} (see `mlgate pr list`)")
-        return _pr(repo, branch, with_diff=True)
+        pr = _pr(repo, branch, with_diff=True)
+        hosted = host_for(settings).show(repo, branch)
+    pr.github_number, pr.github_url = hosted.number, hosted.url
+    return pr
 
 
 def close_pr(settings: PlatformSettings, branch: str) -> PullRequest:
@@ -215,44 +210,76 @@ def close_pr(settings: PlatformSettings, branch: str) -> PullRequest:
         if branch not in repo.remote_branches():
             raise BadInputError(f"no open pull request {branch!r} (see `mlgate pr list`)")
         pr = _pr(repo, branch)
-        repo.git("push", "-q", "origin", "--delete", branch)
+        host_for(settings).close(repo, branch)
     return pr
 
 
-def check_approvals(pr: PullRequest, approvers: list[str]) -> list[str]:
-    """Apply the four-eyes rules; returns the distinct approvers or raises Refused."""
-    distinct: list[str] = []
-    for a in approvers:
-        a = a.strip()
-        if a and a.lower() not in (x.lower() for x in distinct):
-            distinct.append(a)
-    if not distinct:
-        raise Refused(f"pull request {pr.branch}: merging needs at least one --approver")
-    if pr.change in RESTORING:
-        return distinct
+def _reviewer(reviewers: Reviewers, approval: Approval) -> Reviewer | None:
+    if approval.via == "github":
+        return reviewers.by_login(approval.name)
+    return reviewers.by_name(approval.name)
+
+
+def check_approvals(pr: PullRequest, approvals: list[Approval], reviewers: Reviewers) -> list[str]:
+    """The four-eyes rules; returns the distinct approvers (as the host names them) or raises.
+
+    - every approver is on main's reviewers list (a name typed on the command line that is
+      not is bad input, exit 2; a GitHub review by someone not on it does not count);
+    - the author of the change never approves it (name, e-mail or GitHub login), whatever
+      the environment or change;
+    - a change into an environment with a required role (prod: model-risk) needs an approver
+      holding it, unless it restores a reviewed earlier state (`canary abort`, `rollback`:
+      one listed approver other than the author, so an incident never waits for a role);
+    - gates overridden (break-glass): two approvers, neither the author.
+    """
     author_ids = {pr.author.lower(), pr.author_email.lower()}
-    if pr.env in ("stage", "prod") and any(a.lower() in author_ids for a in distinct):
+    chosen: list[tuple[str, Reviewer]] = []
+    ignored: list[str] = []
+    for a in approvals:
+        who = _reviewer(reviewers, a)
+        if who is None:
+            if a.via == "approver":
+                raise BadInputError(
+                    f"--approver {a.name!r}: not on the reviewers list (reviewers.yaml on "
+                    f"{pr.base[:10]}); nothing was merged"
+                )
+            ignored.append(a.name)
+            continue
+        if all(who.name != c.name for _, c in chosen):
+            chosen.append((a.name, who))
+    if not chosen:
+        extra = f" (not on reviewers.yaml: {', '.join(ignored)})" if ignored else ""
         raise Refused(
-            f"pull request {pr.branch}: {pr.author} wrote this {pr.env} change and cannot "
-            "approve it (segregation of duties): another person must approve"
+            f"pull request {pr.branch}: merging needs at least one approval from a listed "
+            f"reviewer{extra}"
         )
-    if pr.overridden:
-        others = [a for a in distinct if a.lower() not in author_ids]
-        if len(others) < 2:
-            raise Refused(
-                f"pull request {pr.branch}: gates were overridden; merging needs two approvers "
-                f"other than the author, got {len(others)}"
-            )
-    return distinct
+    selves = [name for name, who in chosen if who.ids() & author_ids or name.lower() in author_ids]
+    if selves:
+        raise Refused(
+            f"pull request {pr.branch}: {pr.author} wrote this change and cannot approve it "
+            f"({', '.join(selves)}): another person must approve (segregation of duties)"
+        )
+    role = REQUIRED_ROLE.get(pr.env or "")
+    if role and pr.change not in RESTORING and not any(role in w.roles for _, w in chosen):
+        got = "; ".join(f"{n} ({' '.join(w.roles)})" for n, w in chosen)
+        raise Refused(
+            f"pull request {pr.branch}: a change into {pr.env} needs an approver with the role "
+            f"{role!r}, got {got}"
+        )
+    if pr.overridden and len(chosen) < 2:
+        raise Refused(
+            f"pull request {pr.branch}: gates were overridden; merging needs two approvers "
+            f"other than the author, got {len(chosen)}"
+        )
+    return [name for name, _ in chosen]
 
 
 def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> MergeResult:
-    """Merge a PR onto main under the rules above; refused merges change nothing."""
+    """Merge a PR onto main under the rules above; refused merges change nothing. Approvals
+    come from the host: the `approvers` named here locally, only GitHub's reviews of the
+    PR's head commit on GitHub (names given here are then refused)."""
     repo = GitopsRepo.open(settings)
-    if settings.gitops.github_repo:
-        from mlgate.gitops import github
-
-        approvers = [*approvers, *github.approvers_for(settings, branch)]
+    host = host_for(settings)
     with repo.session():
         if branch not in repo.remote_branches():
             raise BadInputError(f"no open pull request {branch!r} (see `mlgate pr list`)")
@@ -261,7 +288,8 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
             raise BadInputError(
                 f"pull request {branch}: commit lacks Model/Environment/Change trailers"
             )
-        distinct = check_approvals(pr, approvers)
+        approvals = host.reviews(repo, branch, pr.sha, approvers)
+        distinct = check_approvals(pr, approvals, read_reviewers(repo.work))
         newer = log(None, repo.work, f"{pr.base}..{repo.main}", [overlay_dir(pr.model, pr.env)])
         if newer:
             stable = _stable_on_main(repo, pr.model, pr.env)
@@ -291,28 +319,7 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
         # Checked before anything moves: an approver name is a value like any other trailer's.
         original = repo.git("log", "-1", "--format=%B", pr.sha).rstrip("\n")
         msg = with_approvals(original, distinct, f"pull request {branch}", "--approver")
-        try:
-            repo.git("cherry-pick", "--allow-empty", pr.sha)
-        except GitError as exc:
-            repo.git("cherry-pick", "--abort", check=False)
-            raise Refused(
-                f"pull request {branch} does not apply to {repo.branch}: {exc.message}. "
-                "Re-run the gates against the new champion and open a new pull request."
-            ) from exc
-        repo.git("commit", "-q", "--amend", "--no-edit", "-F", "-", input=msg)
-        merged = repo.rev("HEAD")
-        if pr.description:
-            repo.git(
-                "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", merged, input=pr.description
-            )
-        try:
-            repo.git("push", "-q", "origin", f"HEAD:refs/heads/{repo.branch}")
-        except GitError as exc:
-            raise Refused(
-                f"{repo.branch} moved while merging {branch}; nothing was merged, try again"
-            ) from exc
-        repo.git("push", "-q", "origin", NOTES_REF, check=False)
-        repo.git("push", "-q", "origin", "--delete", branch)
+        merged = host.merge(repo, branch, pr.sha, msg, pr.description)
     return MergeResult(
         branch=branch,
         commit=merged,

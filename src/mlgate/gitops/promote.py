@@ -162,6 +162,9 @@ def promote(
                 f"{' -> '.join(ENVS)}"
             )
         current = read_release(root, model, to)
+        if (to == "prod" and current is not None) != as_canary:
+            # the subject and trailers were planned as canary/stable from an earlier read
+            raise Refused(f"{to} of {model} changed meanwhile; look at `mlgate status`")
         if current and current.stable_version == version:
             raise BadInputError(f"{model} {version} already runs stable in {to}")
         if current and current.has_canary:

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
+from mlgate.errors import ExternalServiceError, MlgateError
 from mlgate.gitops.history import Change
 from mlgate.gitops.overlay import ENVS, RELEASE_FILE, overlay_dir, parse_release
 from mlgate.gitops.pr import PR_PREFIXES
@@ -66,7 +67,15 @@ class _View(BaseModel):
         return run_git([*self.args(), *args], self.cwd, check=check, input=input)
 
 
+class StateUnreadable(ExternalServiceError):
+    """Git could not say what runs where (no such remote or branch, an unreadable overlay).
+    Never read as "nothing deployed": the gates would judge the challenger as a first version."""
+
+
 def _view(settings: PlatformSettings) -> _View | None:
+    """Where main is read from; None only for the embedded default not created yet (it is
+    seeded with no model, so nothing runs anywhere). A configured remote or branch that cannot
+    be read raises StateUnreadable naming it."""
     repo = GitopsRepo.locate(settings)
     local = Path(repo.remote)
     if settings.gitops.remote is None or local.exists():
@@ -75,24 +84,44 @@ def _view(settings: PlatformSettings) -> _View | None:
         git_dir = local / ".git" if (local / ".git").exists() else local
         view = _View(git_dir=git_dir, cwd=None, ref=f"refs/heads/{repo.branch}")
     else:
-        repo = GitopsRepo.open(settings)  # a URL: the working clone is a cache of it
-        repo.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        try:
+            repo = GitopsRepo.open(settings)  # a URL: the working clone is a cache of it
+            repo.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        except ExternalServiceError as exc:
+            raise StateUnreadable(
+                f"GitOps remote {repo.remote} (gitops.remote) cannot be read: {exc}"
+            ) from exc
         view = _View(git_dir=None, cwd=repo.work, ref=repo.main)
-    if not view.git("rev-parse", "--verify", "-q", view.ref, check=False).strip():
-        return None
+    try:
+        found = view.git("rev-parse", "--verify", "-q", view.ref, check=False).strip()
+    except ExternalServiceError as exc:
+        raise StateUnreadable(f"GitOps remote {repo.remote} cannot be read: {exc}") from exc
+    if not found:
+        raise StateUnreadable(
+            f"GitOps remote {repo.remote} has no branch {repo.branch!r} (gitops.branch): what "
+            "runs in each environment cannot be read"
+        )
     return view
 
 
 def stable_version(settings: PlatformSettings, model: str, env: str) -> str | None:
-    """The version git's main says runs stable in `env` (the champion), or None."""
+    """The version git's main says runs stable in `env` (the champion), or None when git
+    proves there is none (main has no release file there). Anything git cannot read raises
+    StateUnreadable: the caller must not mistake it for a first version."""
     view = _view(settings)
     if view is None:
         return None
     path = f"{overlay_dir(model, env)}/{RELEASE_FILE}"
-    text = view.git("show", f"{view.ref}:{path}", check=False)
-    if not text.strip():
-        return None
-    return parse_release(text, f"{view.ref}:{path}").stable_version
+    where = f"{view.ref}:{path}"
+    try:
+        if not view.git("ls-tree", "--name-only", view.ref, "--", path).strip():
+            return None
+        text = view.git("show", where)
+        return parse_release(text, where).stable_version
+    except MlgateError as exc:
+        raise StateUnreadable(
+            f"the {env} overlay of {model} ({where}) cannot be read: {exc}"
+        ) from exc
 
 
 def canary_started(settings: PlatformSettings, model: str, env: str, version: str) -> int | None:

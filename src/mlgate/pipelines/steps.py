@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings, load_settings
-from mlgate.errors import BadInputError
+from mlgate.errors import BadInputError, install_log_redaction
 
 
 class StepOutput(BaseModel):
@@ -34,7 +34,9 @@ class StepOutput(BaseModel):
 
 # --- helpers ---------------------------------------------------------------------------
 def settings() -> PlatformSettings:
-    """Settings from the environment the runner gives the step (MLGATE_* variables)."""
+    """Settings from the environment the runner gives the step (MLGATE_* variables); the
+    step's log lines are redacted like the CLI's (no credential in a URL or token printed)."""
+    install_log_redaction()
     return load_settings()
 
 
