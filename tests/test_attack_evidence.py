@@ -228,10 +228,12 @@ def test_pr_merge_refuses_a_report_tampered_after_the_pr_was_opened(
     promote_merged(settings, "1", "dev", gate_report("1", "dev"))
     rep = gate_report("1", "stage")
     pr = promote(settings, MODEL, "1", "stage", rep)
+    assert _ci_check(pr.branch) == 0  # the CI check runs the same verification as the merge
     stored = local_dir(settings, report_sha(rep))
     original = (stored / "report.json").read_bytes()
     _rewrite(stored, lambda d: d["gates"][0].update(summary="edited"))
     _refused(settings, 1, prmod.merge_pr, settings, pr.branch, ["alice"], match="edited after")
+    assert _ci_check(pr.branch) == 1
     (stored / "report.json").write_bytes(original)
     # The policy in force changed after the PR was opened (the model config now names another
     # policy): the report no longer verifies, the merge is refused.
@@ -244,6 +246,19 @@ def test_pr_merge_refuses_a_report_tampered_after_the_pr_was_opened(
     client.delete_model_version_tag(MODEL, "1", "gate_policy")
     prmod.merge_pr(settings, pr.branch, ["alice"])
     assert read_status(settings).model(MODEL).envs["stage"].stable_version == "1"
+
+
+def _ci_check(branch: str) -> int:
+    """`mlgate pr verify BRANCH` as the CLI runs it: its exit code."""
+    from typer.testing import CliRunner
+
+    from mlgate.cli import app
+    from mlgate.errors import MlgateError
+
+    result = CliRunner().invoke(app, ["pr", "verify", branch, "--json"])
+    if isinstance(result.exception, MlgateError):
+        return result.exception.exit_code
+    return result.exit_code
 
 
 def test_report_found_in_mlflow_when_the_workspace_copy_is_gone(settings, gate_report) -> None:
