@@ -35,6 +35,7 @@ from mlgate.errors import BadInputError, ConfigError, MlgateError
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.policy import GatePolicy, check_policy_columns
 from mlgate.gitops.status import StateUnreadable, stable_version
+from mlgate.records.tags import read_tags
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -105,10 +106,10 @@ def recorded_policy(settings: PlatformSettings, model: str, version: str) -> str
     from mlgate.training.registry import connect, resolve_version
 
     try:
-        tags = resolve_version(connect(settings), model, version).tags
+        mv = resolve_version(connect(settings), model, version)
     except MlgateError:
         return None  # an unknown version or server is reported by the run itself (exit 2)
-    return tags.get("gate_policy") or None
+    return read_tags(mv.tags, model, str(mv.version)).gate_policy or None
 
 
 def run_dataset(settings: PlatformSettings, run_id: str) -> DatasetConfig:

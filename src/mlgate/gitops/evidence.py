@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mlgate.config import REPO_ROOT, PlatformSettings
+from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError, GateFailed
 from mlgate.gates import result
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
@@ -264,14 +264,10 @@ class ReleasePolicy(BaseModel):
     cutoff: str
 
 
-def release_policy(model: str, policies_dir: Path | None = None) -> ReleasePolicy:
-    """`canary.initial_weight` and `cutoff.value` of `config/policies/<model>.yaml`.
-
-    Read through the gates' own policy loader, so the cut-off a new environment starts with is
-    the one its gates were judged at; without a policy file, the policy's documented defaults.
-    """
-    path = (policies_dir or REPO_ROOT / "config" / "policies") / f"{model}.yaml"
-    policy = load_policy(path) if path.is_file() else GatePolicy()
+def release_policy(policy: GatePolicy) -> ReleasePolicy:
+    """`canary.initial_weight` and `cutoff.value` of the policy in force (`policy_in_force`:
+    the one lookup), so the cut-off a new environment starts with is the one its gates were
+    judged at."""
     return ReleasePolicy(
         canary_weight=policy.canary.initial_weight, cutoff=f"{policy.cutoff.value:g}"
     )

@@ -24,6 +24,7 @@ from mlgate.gitops.evidence import (
     GateReport,
     image_for,
     mlflow_lineage,
+    policy_in_force,
     release_policy,
     verify_evidence,
 )
@@ -143,7 +144,7 @@ def promote(
     )
     lineage = mlflow_lineage(settings, model, version)
     image_ref = image_for(settings, model, version, image, lineage.tags)
-    rel_policy = release_policy(model, policies_dir)
+    rel_policy = release_policy(policy_in_force(settings, model, version, policies_dir))
     canary_weight = weight if weight is not None else rel_policy.canary_weight
     if not 1 <= canary_weight <= 99:
         raise BadInputError(f"--weight {canary_weight}: must be 1..99")

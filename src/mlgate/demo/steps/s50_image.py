@@ -17,7 +17,7 @@ from mlgate.errors import ConfigError
 
 
 def run(ctx: DemoContext) -> dict[str, Any]:
-    from mlgate.gitops.evidence import release_policy
+    from mlgate.gitops.evidence import policy_in_force, release_policy
     from mlgate.packaging import registry, tools
     from mlgate.packaging.build import build_model_image
     from mlgate.packaging.container_run import run_image
@@ -55,7 +55,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     holdout = load_holdout(settings, model, rec.version).head(1)
     offline = float(load_scorer(settings, model, rec.version).predict_pd(holdout)[0])
     # The cut-off is credit policy, passed in as the overlay would: the policy's value.
-    cutoff = release_policy(model).cutoff
+    cutoff = release_policy(policy_in_force(settings, model, rec.version)).cutoff
     port = free_port()
     env = {
         CUTOFF_ENV: cutoff,
