@@ -147,16 +147,14 @@ def _holdout_frame(
     settings: PlatformSettings, model: str, version: str, dataset: DatasetConfig, say: Say
 ) -> tuple[pd.DataFrame, bool, dict[str, Any]]:
     """Stored holdout + the declined applications of its window. (frame, has_declined, info)."""
-    from mlgate.training.registry import connect, load_holdout, resolve_version
-    from mlgate.training.split import SplitWindows
+    from mlgate.training.registry import load_holdout, version_lineage
 
     stored = load_holdout(settings, model, version)
     info: dict[str, Any] = {"holdout_labelled_rows": int(len(stored))}
-    tags = resolve_version(connect(settings), model, version).tags
+    w = version_lineage(settings, model, version).windows
     try:
         from mlgate.features.training_set import application_features
 
-        w = SplitWindows.model_validate_json(tags["windows"])
         end = pd.Timestamp(w.data_end) + pd.Timedelta(microseconds=1)
         say("reading the declined applications of the holdout window")
         window = application_features(settings, dataset, w.holdout_start, end)
@@ -403,13 +401,13 @@ _WINDOWS = {
 
 def training_end(settings: PlatformSettings, model: str, scorer: Any) -> pd.Timestamp | None:
     """Where the version's training window ends (its calibration window starts), or None."""
-    from mlgate.training.registry import connect, resolve_version
-    from mlgate.training.split import SplitWindows
+    from mlgate.training.registry import version_lineage
 
     try:
-        tags = resolve_version(connect(settings), model, scorer.version).tags
-        return pd.Timestamp(SplitWindows.model_validate_json(tags["windows"]).validation_start)
-    except (MlgateError, KeyError, ValueError):
+        return pd.Timestamp(
+            version_lineage(settings, model, scorer.version).windows.validation_start
+        )
+    except MlgateError:
         return None
 
 

@@ -462,8 +462,7 @@ def monitoring_window(
     from mlgate.gates.inputs import DriftData, HoldoutScores
     from mlgate.gitops.status import stable_version
     from mlgate.pipelines import evidence
-    from mlgate.training.registry import connect, load_scorer, load_training_set, resolve_version
-    from mlgate.training.split import SplitWindows
+    from mlgate.training.registry import load_scorer, load_training_set, version_lineage
 
     st = settings()
     mcfg = _model_cfg(model_config)
@@ -490,10 +489,9 @@ def monitoring_window(
         reference_score=scorer.predict_pd(reference) if len(reference) else None,
         current_score=scorer.predict_pd(recent) if len(recent) else None,
     )
-    tags = resolve_version(connect(st), mcfg.name, version).tags
     import pandas as pd
 
-    data_end = pd.Timestamp(SplitWindows.model_validate_json(tags["windows"]).data_end)
+    data_end = pd.Timestamp(version_lineage(st, mcfg.name, version).windows.data_end)
     matured = build(st, dataset, approved_only=True, matured_only=True, start=data_end)
     ts = pd.to_datetime(matured[dataset.event_timestamp], utc=True)
     matured = matured[ts > data_end].reset_index(drop=True)
