@@ -425,3 +425,23 @@ def test_a_change_landing_between_plan_and_apply_is_refused(local, monkeypatch) 
     with pytest.raises(prmod.Refused, match="changed meanwhile"):
         canary.set_weight(settings, MODEL, "prod", 30)
     assert remote_refs(settings) == racing_open_pr.refs  # no branch, no commit
+
+
+@pytest.mark.slow
+def test_github_review_by_the_changes_author_is_refused(on_github, tmp_path: Path) -> None:
+    """The bot opens the PR, the commit's author approves it on GitHub: refused."""
+    state, settings, bare = on_github
+    _set_reviewers(
+        bare,
+        "reviewers:\n"
+        "  - {name: tess, github: tess-gh, email: test@mlgate.invalid, roles: [ml-engineer]}\n",
+        tmp_path,
+    )
+    pr = _weight_pr(settings, "dev")
+    _approve(state, pr.github_number, "tess-gh", pr.sha)
+    before = _bare_refs(bare)
+    with pytest.raises(prmod.Refused, match="cannot approve it"):
+        prmod.merge_pr(settings, pr.branch, [])
+    assert "pulls/merge" not in [c[2] for c in state.calls]
+    assert _bare_refs(bare) == before
+    assert state.errors == []
