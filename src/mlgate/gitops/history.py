@@ -31,11 +31,6 @@ class Change(BaseModel):
     def trailers(self) -> dict[str, list[str]]:
         return self.lineage.as_dict() if self.lineage else {}
 
-    def get(self, key: str) -> str | None:
-        """One trailer's value by its key (`Model-Version`), None when absent."""
-        values = self.trailers.get(key.lower())
-        return values[0] if values else None
-
 
 def parse_trailers(message: str) -> dict[str, list[str]]:
     """A whole commit message's trailers, lower-cased key -> values (for display and tests)."""

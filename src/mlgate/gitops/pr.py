@@ -151,6 +151,7 @@ def _pr(repo: GitopsRepo, branch: str, with_diff: bool = False) -> PullRequest:
             f"pull request {branch}: expected one commit ahead of {repo.branch}, found {len(commits)}"
         )
     c: Change = commits[0]
+    lin = c.lineage  # None: a commit mlgate did not write (merge refuses it)
     base = repo.git("merge-base", repo.main, ref).strip()
     note = repo.git("notes", f"--ref={NOTES_REF}", "show", c.sha, check=False)
     return PullRequest(
@@ -160,11 +161,11 @@ def _pr(repo: GitopsRepo, branch: str, with_diff: bool = False) -> PullRequest:
         author=c.author,
         author_email=c.author_email,
         subject=c.subject,
-        model=c.get("Model"),
-        env=c.get("Environment"),
-        change=c.get("Change"),
-        version=c.get("Model-Version"),
-        overridden=bool(c.get("Override-Reason")),
+        model=lin.model if lin else None,
+        env=lin.environment if lin else None,
+        change=lin.change if lin else None,
+        version=lin.model_version if lin else None,
+        overridden=bool(lin and lin.overridden),
         trailers=c.trailers,
         description=note,
         diff=repo.git("show", "--format=", "--stat", "-p", c.sha) if with_diff else None,

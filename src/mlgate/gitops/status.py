@@ -142,7 +142,7 @@ def canary_start(settings: PlatformSettings, model: str, env: str, version: str)
         return None
     started = None
     for change in log(view.git_dir, view.cwd, view.ref, [overlay_dir(model, env)]):
-        if change.get("Model-Version") != version:
+        if change.lineage is None or change.lineage.model_version != version:
             break
         started = change
     return started
