@@ -1,4 +1,4 @@
-"""The trailer contract (`mlgate.records.trailers`): whatever the writer accepts parses back to
+"""The trailer and MLflow-tag contracts (`mlgate.records`): whatever the writer accepts parses back to
 the same values, git reads the same trailers as mlgate's parser, and the parser refuses what the
 writer never produces. Property tests over arbitrary text (control characters, newlines, colons,
 unicode) for every field, many through the pure writer/parser and a sample through real
@@ -15,6 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from mlgate.errors import BadInputError
+from mlgate.records.tags import VersionTags, read_tags
 from mlgate.records.trailers import (
     ChangeKind,
     Trailers,
@@ -259,3 +260,20 @@ def test_non_versions_are_refused_naming_the_field(value: object) -> None:
 def test_unsafe_text_is_refused_naming_the_field(value: str) -> None:
     with pytest.raises(BadInputError, match="^--reason: "):
         check_text(value, "--reason")
+
+
+TAG_FIELDS = list(VersionTags.model_fields)
+
+
+@pytest.mark.parametrize("tag", TAG_FIELDS)
+@hsettings(max_examples=60, deadline=None)
+@given(value=NASTY)
+def test_mlflow_tags_round_trip_or_are_refused_naming_tag_and_version(tag: str, value: str) -> None:
+    """A tag's value as the model's author may set it: read back as itself, or refused."""
+    try:
+        parsed = read_tags({tag: value, "unrelated": "x\ny"}, "credit_risk", "3")
+    except BadInputError as exc:
+        assert str(exc).startswith(f"MLflow tag {tag} of credit_risk version 3: ")
+        return
+    assert getattr(parsed, tag) == value
+    assert read_tags(parsed.to_tags(), "credit_risk", "3") == parsed
