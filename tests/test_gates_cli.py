@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import mlgate.gates.collect as gate_collect
 from mlgate.cli import app
 from mlgate.commands._common import run_guarded
 from mlgate.gates.policy import DEFAULT_POLICY_DIR, load_policy
@@ -102,9 +103,7 @@ def test_gates_run_on_registered_model(  # type: ignore[no-untyped-def]
     assert data["data"]["mlflow_artifacts"] == f"runs:/{reg.run_id}/gates/stage"
     # The champion comes from git (gitops status); here git says this very version runs
     # stable in dev: identical models, no P&L uplift either way.
-    import mlgate.gitops.status as gitops_status
-
-    monkeypatch.setattr(gitops_status, "stable_version", lambda _s, _m, env: reg.version)
+    monkeypatch.setattr(gate_collect, "stable_version", lambda _s, _m, env: reg.version)
     # The fixture's world has a few hundred applications a month: a policy that accepts a
     # smaller current window, so the drift gate has something to compare (JSON is YAML).
     policy = load_policy(DEFAULT_POLICY_DIR / "credit_risk.yaml").model_dump(mode="json")
