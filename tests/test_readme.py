@@ -275,10 +275,23 @@ def test_inconclusive_reasons_reach_the_console(walkthrough: Walkthrough, tmp_pa
         said[env_name] = reasons
         for reason in reasons:
             assert reason in proc.stdout, (reason, proc.stdout[-3000:])
-    # promote refuses it and says why, every reason
-    proc = _mlgate(walkthrough, "promote", "--model", "credit_risk", "--version", "1",
-                   "--to", "stage", "--report", str(tmp_path / "stage"))  # fmt: skip
-    assert proc.returncode == 3
+    # promote refuses it: it was judged under a policy that is not the one in force (exit 1)
+    promote = ("promote", "--model", "credit_risk", "--version", "1", "--to", "stage",
+               "--report", str(tmp_path / "stage"))  # fmt: skip
+    proc = _mlgate(walkthrough, *promote)
+    assert proc.returncode == 1 and "policy_sha256" in proc.stderr, proc.stderr[-2000:]
+    # with that policy in force (as if the model config named it: MLflow tag gate_policy), the
+    # report verifies and promote refuses it as INCONCLUSIVE, saying why, every reason
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{walkthrough.workspace / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.set_model_version_tag("credit_risk", "1", "gate_policy", str(path))
+    try:
+        proc = _mlgate(walkthrough, *promote)
+    finally:
+        client.delete_model_version_tag("credit_risk", "1", "gate_policy")
+    assert proc.returncode == 3, proc.stderr[-2000:]
     for reason in said["stage"]:
         assert reason in " ".join(proc.stderr.split()), (reason, proc.stderr[-3000:])
 
