@@ -13,9 +13,7 @@ import typer
 
 from mlgate.commands._common import console, emit_json, state
 from mlgate.commands.gitops import pr_app
-from mlgate.errors import BadInputError
-from mlgate.gitops.evidence import verify_change_evidence
-from mlgate.gitops.pr import show_pr
+from mlgate.gitops.pr import show_pr, verify_pr_evidence
 
 
 def register(app: typer.Typer) -> None:
@@ -28,17 +26,7 @@ def register(app: typer.Typer) -> None:
         """Verify the gate report a pull request's commit names (the CI check)."""
         settings = state(ctx).settings()
         pr = show_pr(settings, branch)
-        if not (pr.model and pr.env and pr.change):
-            raise BadInputError(f"pull request {branch}: commit lacks Model/Environment/Change")
-        rep = verify_change_evidence(
-            settings,
-            change=pr.change,
-            model=pr.model,
-            version=pr.version,
-            env=pr.env,
-            gate_report=next(iter(pr.trailers.get("gate-report", [])), None),
-            overridden=pr.overridden,
-        )
+        rep = verify_pr_evidence(settings, pr)
         if json_out:
             emit_json({"branch": branch, "verified": rep is not None, "report": rep})
             return

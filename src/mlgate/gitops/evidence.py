@@ -22,7 +22,6 @@ from mlgate.gates.result import GateStatus, ReportKind
 from mlgate.gates.verify import CanaryClaim, Claim, parse_report, verify_report
 from mlgate.gitops import report_store
 from mlgate.gitops.prhost import Refused
-from mlgate.records.builds import pinned_image
 from mlgate.records.tags import VersionTags, read_tags
 from mlgate.records.values import canonical_version
 from mlgate.training.registry import connect, resolve_version
@@ -210,18 +209,6 @@ def verify_change_evidence(
         override=overridden,
         canary=canary_claim(settings, model, env) if kind == "canary-analysis" else None,
     )
-
-
-def image_for(
-    settings: PlatformSettings,
-    model: str,
-    version: str,
-    image: str | None,
-    tags: VersionTags | None = None,
-) -> str:
-    """The image built for this version (`records.builds.pinned_image`); `--image` must name
-    that same image, any other is refused."""
-    return pinned_image(settings, model, version, image, tags)
 
 
 class Lineage(BaseModel):

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
-from mlgate.gitops.evidence import verify_change_evidence
+from mlgate.gitops.evidence import GateReport, verify_change_evidence
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import model_dir, overlay_dir
 from mlgate.gitops.prhost import Approval, Refused, host_for
@@ -275,6 +275,22 @@ def check_approvals(pr: PullRequest, approvals: list[Approval], reviewers: Revie
     return [name for name, _ in chosen]
 
 
+def verify_pr_evidence(settings: PlatformSettings, pr: PullRequest) -> GateReport | None:
+    """The evidence a PR's commit names, verified now: the one check `pr merge` and the CI check
+    (`mlgate pr verify`) share, so the required status and the merge cannot disagree."""
+    if not (pr.model and pr.env and pr.change):
+        raise BadInputError(f"pull request {pr.branch}: commit lacks Model/Environment/Change")
+    return verify_change_evidence(
+        settings,
+        change=pr.change,
+        model=pr.model,
+        version=pr.version,
+        env=pr.env,
+        gate_report=next(iter(pr.trailers.get("gate-report", [])), None),
+        overridden=pr.overridden,
+    )
+
+
 def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> MergeResult:
     """Merge a PR onto main under the rules above; refused merges change nothing. Approvals
     come from the host: the `approvers` named here locally, only GitHub's reviews of the
@@ -308,15 +324,7 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
                 )
         # The evidence the commit names, verified again now (a report tampered with after the
         # PR was opened, or a policy changed since, stops the merge): the same check as promote.
-        verify_change_evidence(
-            settings,
-            change=pr.change,
-            model=pr.model,
-            version=pr.version,
-            env=pr.env,
-            gate_report=next(iter(pr.trailers.get("gate-report", [])), None),
-            overridden=pr.overridden,
-        )
+        verify_pr_evidence(settings, pr)
         # Checked before anything moves: an approver name is a value like any other trailer's.
         original = repo.git("log", "-1", "--format=%B", pr.sha).rstrip("\n")
         msg = with_approvals(original, distinct, f"pull request {branch}", "--approver")

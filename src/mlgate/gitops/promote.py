@@ -22,7 +22,6 @@ from mlgate.gates.result import ReportKind
 from mlgate.gates.verify import CanaryClaim
 from mlgate.gitops.evidence import (
     GateReport,
-    image_for,
     mlflow_lineage,
     policy_in_force,
     release_policy,
@@ -42,6 +41,7 @@ from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.quarantine import read_quarantine
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.report_store import report_sha
+from mlgate.records.builds import pinned_image
 from mlgate.records.trailers import ENTERING, ChangeKind, make_trailers
 from mlgate.records.values import check_text
 from mlgate.training.versions import version_number
@@ -143,7 +143,7 @@ def promote(
         settings, report, model, version, to, override_reason, policies_dir=policies_dir
     )
     lineage = mlflow_lineage(settings, model, version)
-    image_ref = image_for(settings, model, version, image, lineage.tags)
+    image_ref = pinned_image(settings, model, version, image, lineage.tags)
     rel_policy = release_policy(policy_in_force(settings, model, version, policies_dir))
     canary_weight = weight if weight is not None else rel_policy.canary_weight
     if not 1 <= canary_weight <= 99:
