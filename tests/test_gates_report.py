@@ -9,7 +9,8 @@ import pytest
 
 from mlgate.gates.evaluate import run_gates
 from mlgate.gates.policy import GatePolicy
-from mlgate.gates.report import read_report, to_markdown, write_report
+from mlgate.gates.report import to_markdown, write_report
+from mlgate.gates.verify import parse_report
 from tests.gates_data import drift_data, holdout
 
 
@@ -43,7 +44,9 @@ def test_report_files_and_contract(tmp_path: Path) -> None:
     assert not [w for w in data.get("warnings", []) if "plots not drawn" in w]
     ev = paths["evidently_drift.html"].read_text()
     assert "psi" in ev.lower()
-    assert read_report(tmp_path / "r").overall == report.overall
+    assert (
+        parse_report((tmp_path / "r" / "report.json").read_bytes(), "r").overall == report.overall
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 

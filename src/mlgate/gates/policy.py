@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlgate.config import REPO_ROOT, load_yaml, parse_model
+from mlgate.config import REPO_ROOT, load_yaml, merge_sections, parse_model
 from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
 
@@ -268,7 +268,7 @@ class GatePolicy(_Strict):
         overrides = self.environments[env].overrides
         if not overrides:
             return self
-        merged = _deep_merge(self.model_dump(exclude={"environments"}), overrides)
+        merged = merge_sections(self.model_dump(exclude={"environments"}), overrides)
         merged["environments"] = {k: v.model_dump() for k, v in self.environments.items()}
         src = f"{self.source_file or 'policy'} (environments.{env}.overrides)"
         out = parse_model(GatePolicy, merged, src)
@@ -280,16 +280,6 @@ class GatePolicy(_Strict):
 
     def enforced(self, env: str) -> bool:
         return self.environments[env].enforce
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"

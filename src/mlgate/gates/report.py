@@ -320,11 +320,3 @@ def write_report(
             json.dumps(report.model_dump(mode="json"), indent=2, default=str), encoding="utf-8"
         )
     return {name: out / name for name in FILES if (out / name).exists()}
-
-
-def read_report(path: str | Path) -> GateReport:
-    """A report.json (or the folder holding it) back into a GateReport."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.json"
-    return GateReport.model_validate_json(p.read_text(encoding="utf-8"))
