@@ -19,7 +19,7 @@ import pytest
 from mlgate.config import load_settings
 from mlgate.errors import BadInputError, install_log_redaction
 from mlgate.gitops import pr as prmod
-from mlgate.gitops.overlay import overlay_dir
+from mlgate.gitops.overlay import Release, write_release
 from mlgate.gitops.repo import GitopsRepo, seed_bare
 from mlgate.gitops.status import StateUnreadable, stable_version
 from mlgate.records.trailers import make_trailers
@@ -32,9 +32,20 @@ def _weight_pr(settings, env: str, weight: int = 20) -> prmod.PullRequest:
     """Open a real PR (commit on a branch of the remote) that changes MODEL in ENV."""
 
     def edit(root: Path) -> None:
-        note = root / overlay_dir(MODEL, env) / "weight.txt"
-        note.parent.mkdir(parents=True, exist_ok=True)
-        note.write_text(f"{weight}\n", encoding="utf-8")
+        # release.yaml pins what the trailers say (merge checks the diff against them)
+        image = "registry.invalid/credit_risk@sha256:" + "0" * 64
+        write_release(
+            root,
+            Release(
+                model=MODEL,
+                env=env,
+                stable_version="1",
+                stable_image=image,
+                canary_version="1",
+                canary_image=image,
+                canary_weight=weight,
+            ),
+        )
 
     branch = f"canary/{MODEL}-1-{env}-weight-{weight}"
     subject = f"Canary {MODEL} 1 in {env}: -> {weight}%"
@@ -197,14 +208,14 @@ def test_github_approval_of_an_older_commit_does_not_count(on_github) -> None:
     state, settings, bare = on_github
     pr = _weight_pr(settings, "dev")
     _approve(state, pr.github_number, "bob", pr.sha)
-    # the author pushes other content after the approval: the PR's head moves
+    # the author pushes another commit after the approval: the PR's head moves
     git = ["git", f"--git-dir={bare}"]
     tree = subprocess.run(
-        [*git, "rev-parse", "refs/heads/main^{tree}"], capture_output=True, text=True, check=True
+        [*git, "rev-parse", f"{pr.sha}^{{tree}}"], capture_output=True, text=True, check=True
     ).stdout.strip()
     message = subprocess.run(
         [*git, "log", "-1", "--format=%B", pr.sha], capture_output=True, text=True, check=True
-    ).stdout
+    ).stdout.replace("Canary", "Canary (pushed again)", 1)
     moved = subprocess.run(
         [*git, "commit-tree", tree, "-p", pr.base, "-m", message.strip()],
         capture_output=True,

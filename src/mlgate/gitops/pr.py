@@ -29,12 +29,19 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
 from mlgate.gitops.evidence import GateReport, verify_change_evidence
 from mlgate.gitops.history import Change, log
-from mlgate.gitops.overlay import model_dir, overlay_dir
+from mlgate.gitops.overlay import RELEASE_FILE, Release, model_dir, overlay_dir, parse_release
 from mlgate.gitops.prhost import Approval, Refused, host_for
-from mlgate.gitops.quarantine import read_quarantine
+from mlgate.gitops.quarantine import quarantine_path, read_quarantine
 from mlgate.gitops.repo import NOTES_REF, GitopsRepo
 from mlgate.gitops.reviewers import REQUIRED_ROLE, Reviewer, Reviewers, read_reviewers
-from mlgate.records.trailers import RESTORING, Trailers, commit_message, with_approvals
+from mlgate.records.trailers import (
+    RESTORING,
+    ChangeKind,
+    Trailers,
+    commit_message,
+    parse_message,
+    with_approvals,
+)
 
 PR_PREFIXES = ("promote", "canary", "rollback")
 
@@ -291,6 +298,77 @@ def verify_pr_evidence(settings: PlatformSettings, pr: PullRequest) -> GateRepor
     )
 
 
+def _release_at(repo: GitopsRepo, ref: str, model: str, env: str) -> Release | None:
+    path = f"{overlay_dir(model, env)}/{RELEASE_FILE}"
+    text = repo.git("show", f"{ref}:{path}", check=False)
+    return parse_release(text, f"{ref[:10]}:{path}") if text.strip() else None
+
+
+def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
+    """The PR's diff does what its trailers say, or Refused naming the path/field.
+
+    Trailers are text anyone with push access can write; the rules (approver roles, evidence)
+    are chosen by them, so the diff must stay inside the environment they name and pin the
+    version, image and weight they name. Otherwise a `Change: rollback` to dev could edit
+    prod's release.yaml or reviewers.yaml with one approver and no evidence."""
+    assert pr.model and pr.env and pr.change
+    src = f"pull request {pr.branch}"
+    lin = parse_message(repo.git("log", "-1", "--format=%B", pr.sha), f"commit {pr.sha[:10]}")
+    if lin is None:
+        raise BadInputError(f"{src}: commit lacks Model/Environment/Change trailers")
+    allowed_dir = overlay_dir(pr.model, pr.env) + "/"
+    allowed_files = {quarantine_path(pr.model)} if lin.change in RESTORING else set()
+    changed = repo.git("diff", "--name-only", "--no-renames", "-z", pr.base, pr.sha)
+    for path in filter(None, changed.split("\0")):
+        if not (path.startswith(allowed_dir) or path in allowed_files):
+            raise Refused(
+                f"{src}: changes {path}, outside {allowed_dir} which its trailers "
+                f"(Change: {lin.change}, Environment: {pr.env}) allow; nothing was merged"
+            )
+    head = _release_at(repo, pr.sha, pr.model, pr.env)
+    want = _expected_release_fields(lin)
+    for name, value in want.items():
+        got = None if head is None else getattr(head, name)
+        if got != value:
+            raise Refused(
+                f"{src}: {allowed_dir}{RELEASE_FILE} {name} is {got!r} but the commit's "
+                f"trailers say {value!r}; nothing was merged"
+            )
+    if lin.change is ChangeKind.ROLLBACK:
+        named = lin.reverts or ""
+        reverted = (  # a value, never an option to git
+            repo.git("rev-parse", "--verify", "-q", f"{named}^{{commit}}", check=False).strip()
+            if named and not named.startswith("-")
+            else ""
+        )
+        if not reverted:
+            raise Refused(f"{src}: a rollback must name the commit it reverts (Reverts:)")
+        if repo.git("merge-base", reverted, pr.base, check=False).strip() != reverted:
+            raise Refused(f"{src}: Reverts: {lin.reverts} is not a commit on {repo.branch}")
+        before = _release_at(repo, f"{reverted}^", pr.model, pr.env)
+        if head != before:
+            raise Refused(
+                f"{src}: {allowed_dir}{RELEASE_FILE} is not the release before "
+                f"{reverted[:10]} that a rollback restores; nothing was merged"
+            )
+
+
+def _expected_release_fields(lin: Trailers) -> dict[str, object]:
+    """The release.yaml fields each change kind pins, from its trailers."""
+    v, image, weight = lin.model_version, lin.image, lin.canary_weight
+    if lin.change is ChangeKind.PROMOTE:
+        if weight is not None:
+            return {"canary_version": v, "canary_image": image, "canary_weight": weight}
+        return {"stable_version": v, "stable_image": image, "canary_version": None}
+    if lin.change is ChangeKind.CANARY_SET_WEIGHT:
+        return {"canary_version": v, "canary_weight": weight}
+    if lin.change is ChangeKind.CANARY_PROMOTE:
+        return {"stable_version": v, "canary_version": None}
+    if lin.change is ChangeKind.CANARY_ABORT:
+        return {"canary_version": None}
+    return {}
+
+
 def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> MergeResult:
     """Merge a PR onto main under the rules above; refused merges change nothing. Approvals
     come from the host: the `approvers` named here locally, only GitHub's reviews of the
@@ -305,6 +383,13 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
             raise BadInputError(
                 f"pull request {branch}: commit lacks Model/Environment/Change trailers"
             )
+        if pr.trailers.get("approved-by"):
+            raise Refused(
+                f"pull request {branch}: its commit already carries Approved-by: "
+                f"{', '.join(pr.trailers['approved-by'])}; approvals come from the merge, "
+                "never from the commit (open the change again with mlgate)"
+            )
+        check_pr_diff(repo, pr)
         approvals = host.reviews(repo, branch, pr.sha, approvers)
         distinct = check_approvals(pr, approvals, read_reviewers(repo.work))
         newer = log(None, repo.work, f"{pr.base}..{repo.main}", [overlay_dir(pr.model, pr.env)])

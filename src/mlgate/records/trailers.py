@@ -213,12 +213,14 @@ def parse_message(text: str, source: str) -> Trailers | None:
 
 
 def with_approvals(text: str, approvers: list[str], source: str, field: str) -> str:
-    """The merged commit's message: the PR commit's, with `Approved-by:` trailers added (each
-    name checked like any value, the error naming `field`, e.g. `--approver`)."""
+    """The merged commit's message: the PR commit's, its `Approved-by:` trailers set to
+    `approvers` (each name checked like any value, the error naming `field`, e.g.
+    `--approver`). Set, never appended: a name already in the commit was written by whoever
+    pushed it, not given by an approver."""
     names = [check_text(a, field) for a in approvers]
     trailers = parse_message(text, source)
     if trailers is None:
         raise BadInputError(f"{source}: not an mlgate commit (no Change trailer)")
     head, _ = split_message(text)
-    merged = trailers.model_copy(update={"approved_by": (*trailers.approved_by, *names)})
+    merged = trailers.model_copy(update={"approved_by": tuple(names)})
     return head + "\n\n" + render_block(merged)
