@@ -235,17 +235,110 @@ def test_pr_merge_refuses_a_report_tampered_after_the_pr_was_opened(
     _refused(settings, 1, prmod.merge_pr, settings, pr.branch, ["alice"], match="edited after")
     assert _ci_check(pr.branch) == 1
     (stored / "report.json").write_bytes(original)
-    # The policy in force changed after the PR was opened (the model config now names another
-    # policy): the report no longer verifies, the merge is refused.
+    # The version's tag now names a policy outside the reviewed directory: the merge refuses
+    # to take it as the policy in force (exit 2, naming the tag and the version).
     other = tmp_path / "other.yaml"
     other.write_text(POLICY.read_text().replace("min_labelled: 500", "min_labelled: 50"))
-    uri = settings.mlflow_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(settings)
     client.set_model_version_tag(MODEL, "1", "gate_policy", str(other))
-    _refused(settings, 1, prmod.merge_pr, settings, pr.branch, ["alice"], match="policy_sha256")
+    _refused(
+        settings, 2, prmod.merge_pr, settings, pr.branch, ["alice"],
+        match=f"gate_policy of {MODEL} version 1",
+    )  # fmt: skip
     client.delete_model_version_tag(MODEL, "1", "gate_policy")
     prmod.merge_pr(settings, pr.branch, ["alice"])
     assert read_status(settings).model(MODEL).envs["stage"].stable_version == "1"
+
+
+def _client(settings) -> MlflowClient:
+    uri = settings.mlflow_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_report_judged_against_another_champion_is_refused(settings, gate_report) -> None:
+    """`gates run --champion 1` (an old, weak version) or a report made when the environment
+    was empty (champion null) is no evidence once git runs another stable version there: at
+    promote and at merge the champion must be the one git runs now."""
+    for v in ("1", "2"):
+        promote_merged(settings, v, "dev", gate_report(v, "dev"))
+        promote_merged(settings, v, "stage", gate_report(v, "stage"))
+    promote_merged(settings, "3", "dev", gate_report("3", "dev"))
+    old = gate_report("3", "stage", champion="1")
+    _refused(settings, 1, promote, settings, MODEL, "3", "stage", old, match="champion: judged")
+    empty = gate_report("3", "stage", champion=None)
+    _refused(settings, 1, promote, settings, MODEL, "3", "stage", empty, match="'2' runs stable")
+    # Judged against 2 (git's stable version), the PR opens; then 4 lands in stage first: the
+    # report no longer says how 3 compares with what runs, the merge and the CI check refuse it.
+    pr = promote(settings, MODEL, "3", "stage", gate_report("3", "stage"))
+    promote_merged(settings, "4", "dev", gate_report("4", "dev"))
+    promote_merged(settings, "4", "stage", gate_report("4", "stage"))
+    _refused(settings, 1, prmod.merge_pr, settings, pr.branch, ["alice"], match="champion")
+    assert _ci_check(pr.branch) == 1
+    assert read_status(settings).model(MODEL).envs["stage"].stable_version == "4"
+
+
+def test_champion_unreadable_from_git_is_inconclusive(settings, gate_report) -> None:
+    promote_merged(settings, "1", "dev", gate_report("1", "dev"))
+    rep = gate_report("1", "stage")
+    broken = settings.model_copy(
+        update={"gitops": settings.gitops.model_copy(update={"branch": "no-such-branch"})}
+    )
+    with pytest.raises(Inconclusive, match="cannot be read"):
+        from mlgate.gitops.evidence import verify_evidence
+
+        verify_evidence(broken, report_sha(rep), model=MODEL, version="1", env="stage")
+    assert read_status(settings).model(MODEL).envs.get("stage") is None
+
+
+@pytest.mark.parametrize(
+    "named",
+    ["{lax}", "../policies/credit_risk.yaml", "policies/credit_risk.yaml", "..", "nope.yaml"],
+)
+def test_gate_policy_tag_outside_the_reviewed_directory_is_refused(
+    settings, gate_report, tmp_path: Path, named: str
+) -> None:
+    """The author sets `gate_policy` on their own version to a lax policy (1 labelled row is
+    enough) and judges under it: the digests match, but gates run and promote refuse the tag."""
+    from mlgate.gates.run import run_gates_for_model
+
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(POLICY.read_text().replace("min_labelled: 500", "min_labelled: 1"))
+    promote_merged(settings, "1", "dev", gate_report("1", "dev"))
+    rep = gate_report("1", "stage", policy=lax)
+    client = _client(settings)
+    client.set_model_version_tag(MODEL, "1", "gate_policy", named.format(lax=lax))
+    why = f"MLflow tag gate_policy of {MODEL} version 1"
+    _refused(settings, 2, promote, settings, MODEL, "1", "stage", rep, match=why)
+    with pytest.raises(BadInputError, match=why):  # before any work, nothing written
+        run_gates_for_model(
+            settings, model=MODEL, challenger="1", env="stage", report_dir=tmp_path / "out"
+        )
+    assert not (tmp_path / "out").exists()
+    # The reviewed policy named by its file name is the policy in force: the real report passes.
+    client.set_model_version_tag(MODEL, "1", "gate_policy", "credit_risk.yaml")
+    promote_merged(settings, "1", "stage", gate_report("1", "stage"))
+    assert read_status(settings).model(MODEL).envs["stage"].stable_version == "1"
+
+
+def test_served_cutoff_unreadable_is_never_the_policy_value(settings, gate_report) -> None:
+    """`cutoff.method: overlay` with git unreadable: no silent fall back to the policy's value."""
+    from mlgate.gates.collect import overlay_cutoff, with_served_cutoff
+    from mlgate.gates.policy import load_policy
+    from mlgate.gitops.status import StateUnreadable
+
+    promote_merged(settings, "1", "dev", gate_report("1", "dev"))
+    assert overlay_cutoff(settings, MODEL, "dev") is not None
+    broken = settings.model_copy(
+        update={"gitops": settings.gitops.model_copy(update={"branch": "no-such-branch"})}
+    )
+    policy = load_policy(POLICY)
+    policy = policy.model_copy(
+        update={"cutoff": policy.cutoff.model_copy(update={"method": "overlay"})}
+    )
+    with pytest.raises(StateUnreadable):
+        overlay_cutoff(broken, MODEL, "dev")
+    with pytest.raises(StateUnreadable):
+        with_served_cutoff(broken, MODEL, "dev", policy)
 
 
 def _ci_check(branch: str) -> int:

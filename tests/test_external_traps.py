@@ -207,10 +207,14 @@ def test_policy_naming_a_missing_column_is_bad_input(german: German) -> None:
 
 def test_gates_use_the_named_policy_derived_groups_and_sized_windows(german: German) -> None:
     report_dir = german.root / "report"
-    code, out, err = _invoke(
-        ["--workspace", str(german.ws), "gates", "run", "--model", "german_pd",
-         "--challenger", "2", "--env", "stage", "--report", str(report_dir), "--json"]
-    )  # fmt: skip
+    run = ["--workspace", str(german.ws), "gates", "run", "--model", "german_pd",
+           "--challenger", "2", "--env", "stage", "--report", str(report_dir), "--json"]  # fmt: skip
+    # The model config names a policy outside the reviewed config/policies: the gates do not
+    # take the author's path as the policy in force (exit 2, naming the tag); --policy does.
+    code, _, err = _invoke(run)
+    assert code == 2 and "gate_policy of german_pd version 2" in " ".join(err.split()), err
+    assert "--policy" in err and not report_dir.exists()
+    code, out, err = _invoke([*run, "--policy", str(german.policy)])
     assert code in (1, 3), err  # a verdict (the holdout is below the 500-row floor)
     rep = json.loads((report_dir / "report.json").read_text())
     assert Path(rep["policy_file"]).resolve() == german.policy.resolve()

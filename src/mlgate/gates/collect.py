@@ -69,13 +69,17 @@ def resolve_champion(
 
 
 def overlay_cutoff(settings: PlatformSettings, model: str, env: str) -> float | None:
-    """The cut-off git's overlay serves in `env` (credit policy), or None if there is none."""
-    try:
-        from mlgate.gitops.status import read_status
+    """The cut-off git's overlay serves in `env` (credit policy), or None if there is none (no
+    GitOps repository or overlay yet: `read_status` is empty). Git that cannot be read raises
+    StateUnreadable: the caller fails closed, never judges at the policy's value."""
+    from mlgate.gitops.status import read_status
 
+    try:
         status = read_status(settings).model(model)
-    except Exception:  # noqa: BLE001 - no GitOps repository yet: the policy's value applies
-        return None
+    except StateUnreadable:
+        raise
+    except MlgateError as exc:  # an overlay git cannot read is unreadable state, not "none"
+        raise StateUnreadable(f"the served cut-off of {model} in {env}: {exc}") from exc
     env_status = status.envs.get(env) if status is not None else None
     if env_status is None:
         return None

@@ -344,14 +344,20 @@ def check_enforced(policy: GatePolicy) -> None:
 
 
 def policy_path_for(
-    model: str, explicit: str | Path | None = None, named: str | Path | None = None
+    model: str,
+    explicit: str | Path | None = None,
+    named: str | Path | None = None,
+    named_by: str = "the model config's policy:",
 ) -> Path:
-    """`--policy` if given, else the policy the model config names (`policy:`), else
-    config/policies/<model>.yaml. A model never borrows another model's policy: thresholds,
-    floors and the cost model are signed off per model, so none found is bad input."""
-    for chosen in (explicit, named):
-        if chosen:
-            return Path(chosen)
+    """`--policy` if given, else the policy the model config names (`policy:`, recorded as the
+    MLflow tag `gate_policy`), else config/policies/<model>.yaml. A model never borrows another
+    model's policy: thresholds, floors and the cost model are signed off per model, so none
+    found is bad input. The name comes from the model's author, so it only picks a file of the
+    reviewed directory (`reviewed_policy`): never a path of their choosing."""
+    if explicit:
+        return Path(explicit)
+    if named:
+        return reviewed_policy(str(named), named_by)
     own = DEFAULT_POLICY_DIR / f"{model}.yaml"
     if own.is_file():
         return own
@@ -359,6 +365,21 @@ def policy_path_for(
         f"no gate policy for model {model!r}: {own} not found; pass --policy FILE or name one "
         "in the model config (policy: FILE); another model's policy is never used"
     )
+
+
+def reviewed_policy(name: str, named_by: str) -> Path:
+    """`config/policies/<name>`: a bare file name of the reviewed policies directory. A path
+    (absolute, with a separator or `..`) is refused, naming where it came from (exit 2): an
+    author could otherwise point the gates at a lax policy of their own."""
+    bad = not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).name != name
+    path = DEFAULT_POLICY_DIR / name
+    if bad or not path.is_file():
+        raise BadInputError(
+            f"{named_by}: {name!r} is not a policy file of {DEFAULT_POLICY_DIR} (only a file name "
+            "there, e.g. credit_risk.yaml, is accepted): put the policy there through review, "
+            "or judge with `gates run --policy FILE`"
+        )
+    return path
 
 
 def named_columns(policy: GatePolicy) -> list[tuple[str, str, str]]:

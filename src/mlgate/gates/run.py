@@ -16,6 +16,7 @@ from mlgate.gates.policy import load_policy, policy_path_for
 from mlgate.gates.report import write_report
 from mlgate.gates.result import GateReport
 from mlgate.gitops.report_store import put as store_report
+from mlgate.gitops.status import StateUnreadable
 from mlgate.outdir import check_replaceable
 
 
@@ -39,11 +40,16 @@ def run_gates_for_model(
 ) -> tuple[GateReport, dict[str, Path]]:
     say = say or (lambda _m: None)
     named = None if policy_file else recorded_policy(settings, model, challenger)
-    policy = load_policy(policy_path_for(model, policy_file, named))  # bad policy: exit 2, first
+    named_by = f"MLflow tag gate_policy of {model} version {challenger}"
+    policy = load_policy(policy_path_for(model, policy_file, named, named_by))  # bad: exit 2
     policy.for_env(env)  # unknown environment: exit 2 before any work
     if report_dir:
         check_replaceable(report_dir)  # a folder it may not replace: exit 2 before any work
-    policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
+    unread = None
+    try:
+        policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
+    except StateUnreadable as exc:  # never judge at a cut-off that may not be the served one
+        unread, cutoff_source = f"served cut-off unreadable: {exc}", "unreadable"
     data = collect(
         settings,
         model=model,
@@ -55,6 +61,8 @@ def run_gates_for_model(
         say=say,
     )
     data.info["cutoff_source"] = cutoff_source
+    if unread:
+        data.why_missing["holdout"] = unread
     report = run_gates(
         model=model,
         challenger=data.challenger,

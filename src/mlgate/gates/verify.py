@@ -5,8 +5,9 @@ word: it takes the stored bytes whose sha256 the commit names (`mlgate.gitops.re
 and checks them here, a pure function of the report, what is promoted and the policy:
 - the kind of judgement: a promotion report for `promote`, a canary analysis for
   `canary promote` (of this canary: its start commit and weight, decision PROMOTE);
-- the policy it was judged under is the policy in force now (`GatePolicy.digest`), and the
-  version's training data is the data the report saw (`data_fingerprint`);
+- the policy it was judged under is the policy in force now (`GatePolicy.digest`), the
+  version's training data is the data the report saw (`data_fingerprint`), and the champion it
+  was compared with is the stable version git runs in the environment now (`champion`);
 - the gates are exactly the ones the policy requires there, each with the blocking flag the
   policy gives it, and `overall`/`verdict` are recomputed from the gate statuses: a report that
   says PASS over a failing gate is refused, whatever it claims.
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from mlgate.errors import BadInputError, GateFailed, Inconclusive
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.result import GateReport, GateStatus, ReportKind, worst
+from mlgate.records.values import canonical_version
 
 # The checks a canary analysis runs (mlgate.canary.analysis.judge), every one blocking.
 CANARY_CHECKS = ("volume", "drift", "fairness", "early_delinquency")
@@ -48,6 +50,9 @@ class Claim(BaseModel):
     kind: ReportKind
     data_fingerprint: str | None
     canary: CanaryClaim | None = None
+    # A promotion report's champion: the stable version git runs in the env now (None: nothing
+    # runs there). A canary analysis is checked against `canary.stable_version` instead.
+    champion: str | None = None
 
 
 def parse_report(raw: bytes, where: str) -> GateReport:
@@ -97,6 +102,11 @@ def verify_report(report: GateReport, claim: Claim, policy: GatePolicy, where: s
     problems += _gate_problems(report, policy)
     if claim.kind == "canary-analysis":
         problems += _canary_problems(report, claim.canary, policy)
+    elif _canonical(report.champion) != _canonical(claim.champion):
+        problems.append(
+            f"champion: judged against {report.champion!r}, but {claim.champion!r} runs stable "
+            f"in {report.env} now: re-run the gates"
+        )
     if problems:
         raise EvidenceRefused(
             f"{where}: gate report not verified; nothing was committed", problems=problems
@@ -173,6 +183,13 @@ def _canary_problems(
             f"policy's steps {policy.canary.steps} say {'promote' if promotes else 'not promote'}"
         )
     return out
+
+
+def _canonical(version: str | None) -> str | None:
+    try:
+        return None if version is None else canonical_version(version, "champion")
+    except BadInputError:
+        return f"unparseable {version!r}"  # never equal to a real version
 
 
 def _when(text: str, field: str) -> datetime:

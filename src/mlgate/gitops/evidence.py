@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import BadInputError, ExternalServiceError, GateFailed
+from mlgate.errors import BadInputError, ExternalServiceError, GateFailed, Inconclusive
 from mlgate.gates import result
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
 from mlgate.gates.result import GateStatus, ReportKind
@@ -80,12 +80,14 @@ def policy_in_force(
     settings: PlatformSettings, model: str, version: str, policies_dir: Path | None = None
 ) -> GatePolicy:
     """The gate policy `model` is judged under now: `<policies_dir>/<model>.yaml` when given,
-    else the one the version's model config named (MLflow tag `gate_policy`), else
-    config/policies/<model>.yaml. Loading it refuses stage/prod sections that switch gates off."""
+    else the one the version's model config named (MLflow tag `gate_policy`: a file name in
+    config/policies, nothing else), else config/policies/<model>.yaml. Loading it refuses
+    stage/prod sections that switch gates off."""
     if policies_dir is not None:
         return load_policy(policy_path_for(model, policies_dir / f"{model}.yaml"))
     tags = read_tags(resolve_version(connect(settings), model, version).tags, model, version)
-    return load_policy(policy_path_for(model, None, tags.gate_policy or None))
+    named_by = f"MLflow tag gate_policy of {model} version {version}"
+    return load_policy(policy_path_for(model, None, tags.gate_policy or None, named_by))
 
 
 def canary_claim(settings: PlatformSettings, model: str, env: str) -> CanaryClaim:
@@ -123,7 +125,8 @@ def verify_evidence(
 
     Fetches the report named by `sha` from the store (`report_store.get`: its bytes must hash to
     `sha`), checks it is about this model, version (canonical) and environment, then verifies it
-    against the version's MLflow lineage and the policy in force (`mlgate.gates.verify`).
+    against the version's MLflow lineage, the policy in force and, for a promotion report, the
+    champion git runs in `env` now (`mlgate.gates.verify`).
     Under `--override-gates` (break-glass: reason + two approvers) only the store and identity
     are checked: the report travels with the change, it does not need to pass.
     """
@@ -166,9 +169,29 @@ def _verify(
         )
     if not override:
         policy = policy_in_force(settings, model, version, policies_dir)
-        claim = Claim(kind=kind, data_fingerprint=lineage.data_fingerprint, canary=canary)
+        claim = Claim(
+            kind=kind,
+            data_fingerprint=lineage.data_fingerprint,
+            canary=canary,
+            champion=running_champion(settings, model, env) if kind == "promotion" else None,
+        )
         verify_report(rep, claim, policy, fetched.where)
     return _summary(rep, sha, fetched.where, fetched.markdown)
+
+
+def running_champion(settings: PlatformSettings, model: str, env: str) -> str | None:
+    """The stable version git says runs in `env` now: the champion a promotion report must have
+    been judged against (None only when git proves nothing runs there). Git that cannot be read
+    is INCONCLUSIVE (exit 3), never "no champion"."""
+    from mlgate.gitops.status import StateUnreadable, stable_version  # status imports pr
+
+    try:
+        return stable_version(settings, model, env)
+    except StateUnreadable as exc:
+        raise Inconclusive(
+            f"the champion of {model} in {env} cannot be read from git: {exc}; nothing was "
+            "committed"
+        ) from None
 
 
 def verify_change_evidence(

@@ -188,7 +188,9 @@ class Fitted:
             windows=self.split.windows.model_dump_json(),
             event_timestamp_column=self.dataset.event_timestamp,
             algorithm=self.model_cfg.algorithm,
-            gate_policy=str(p) if p else None,
+            # a policy of the reviewed directory is recorded by name (the only form the gates
+            # and promote accept); any other path is recorded as is and refused there
+            gate_policy=(p.name if p.parent == POLICY_DIR.resolve() else str(p)) if p else None,
         ).to_tags()
 
     def card_data(self, version: str | None = None, run_id: str | None = None) -> ModelCardData:
