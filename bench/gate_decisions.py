@@ -102,12 +102,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import _gate_world as gw  # noqa: E402
 
+from mlgate.config import DEFAULT_POLICY_DIR  # noqa: E402
 from mlgate.data import schema  # noqa: E402
 from mlgate.data.world import load_world_spec  # noqa: E402
 from mlgate.gates.evaluate import run_gates  # noqa: E402
 from mlgate.gates.inputs import DriftData, HoldoutScores  # noqa: E402
 from mlgate.gates.monitor import Expected, monitor_checks  # noqa: E402
-from mlgate.gates.policy import DEFAULT_POLICY_DIR, GatePolicy, load_policy  # noqa: E402
+from mlgate.gates.policy import GatePolicy, load_policy  # noqa: E402
 from mlgate.gates.result import GateStatus  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "gate_decisions.json"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlgate.config import load_settings
+from mlgate.config import DEFAULT_POLICY_DIR, load_settings
 from mlgate.data.dataset_config import load_dataset_config
 from mlgate.data.protected import load_protected
 from mlgate.data.windows import days_holding, split_months
@@ -25,7 +25,7 @@ from mlgate.errors import BadInputError, ConfigError
 from mlgate.gates.collect import holdout_scores
 from mlgate.gates.evaluate import run_gates
 from mlgate.gates.inputs import HoldoutScores
-from mlgate.gates.policy import DEFAULT_POLICY_DIR, GatePolicy, check_policy_columns, load_policy
+from mlgate.gates.policy import GatePolicy, check_policy_columns, load_policy
 from mlgate.training.registry import connect, resolve_version
 from tests.gates_data import drift_data
 from tests.gates_data import holdout as gates_holdout

@@ -10,7 +10,8 @@ import pytest
 import mlgate.gates.collect as gate_collect
 from mlgate.cli import app
 from mlgate.commands._common import run_guarded
-from mlgate.gates.policy import DEFAULT_POLICY_DIR, load_policy
+from mlgate.config import DEFAULT_POLICY_DIR
+from mlgate.gates.policy import load_policy
 
 
 def _invoke(args: list[str]) -> tuple[int, str, str]:

@@ -79,13 +79,20 @@ def pipeline_runs(tmp_path_factory: pytest.TempPathFactory, small_world: Any) ->
     out: dict[str, Any] = {"ws": ws}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_WORKSPACE", str(ws))
+        # The small world's policy is this run's reviewed policy (the platform's setting):
+        # promote verifies a report only against the policy in force, never a run's argument.
+        reviewed = root / "policies"
+        reviewed.mkdir()
+        _policy(reviewed / "credit_risk.yaml")
+        mp.setenv("MLGATE_POLICY_DIR", str(reviewed))
+        out["policy_dir"] = reviewed
         settings = load_settings()
         out["image"] = _image_built_elsewhere(ws, "1")
         events: list[tuple[str, str]] = []
         out["pass"] = run_local(
             "training",
             settings,
-            arguments={"policy": str(_policy(root / "pass.yaml")), "image_build": "skip"},
+            arguments={"policy": "", "image_build": "skip"},
             progress=lambda task, what: events.append((task, what)),
         )
         out["events"] = events
@@ -171,7 +178,8 @@ def test_monitoring_steps_on_the_merged_version(pipeline_runs, tmp_path: Path) -
     policy = str(_policy(tmp_path / "monitor.yaml"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_WORKSPACE", str(ws))
-        merge_pr(pipeline_runs["settings"], "promote/credit_risk-1-dev", ["risk-officer"])
+        mp.setenv("MLGATE_POLICY_DIR", str(pipeline_runs["policy_dir"]))
+        merge_pr(pipeline_runs["settings"], "promote/credit_risk-1-dev", ["carol"])
         # 90 days: in 30 days the small world's 65+ group has ~25 applicants, too few to judge.
         window = steps.monitoring_window(
             "config/models/credit_risk.yaml", policy, "dev", 90, str(tmp_path / "ev")

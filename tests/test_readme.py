@@ -93,7 +93,8 @@ class Walkthrough:
 
 def _unsatisfiable_policy(folder: Path) -> Path:
     """The model's policy with sample floors no data reaches (JSON is YAML)."""
-    from mlgate.gates.policy import DEFAULT_POLICY_DIR, load_policy
+    from mlgate.config import DEFAULT_POLICY_DIR
+    from mlgate.gates.policy import load_policy
 
     policy = load_policy(DEFAULT_POLICY_DIR / "credit_risk.yaml").model_dump(mode="json")
     policy["samples"].update(min_labelled=10**9, min_current=10**9)

@@ -23,6 +23,18 @@ from mlgate.errors import ConfigError, register_secret
 from mlgate.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"
+POLICY_DIR_ENV = "MLGATE_POLICY_DIR"
+
+
+def policy_dir() -> Path:
+    """The reviewed gate-policy directory: `MLGATE_POLICY_DIR` where the platform sets it (the
+    platform image's config, a test's own policies), else the installation's config/policies.
+    Platform configuration like the MLflow URI, not a model author's choice: a version's
+    `gate_policy` tag only picks a file inside it (`gates.policy.reviewed_policy`)."""
+    return Path(os.environ.get(POLICY_DIR_ENV) or DEFAULT_POLICY_DIR)
+
+
 # Credentials the platform reads from the environment (never from mlgate.yaml in git): their
 # values are masked in every error and log line (mlgate.errors.redact).
 SECRET_ENV_VARS = (

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlgate.config import REPO_ROOT, load_yaml, merge_sections, parse_model
+from mlgate.config import load_yaml, merge_sections, parse_model, policy_dir
 from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
 
@@ -282,9 +282,6 @@ class GatePolicy(_Strict):
         return self.environments[env].enforce
 
 
-DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"
-
-
 def policy_digest(policy: GatePolicy) -> str:
     """sha256 of the policy's validated values (sorted JSON): comments and key order in the
     file do not change it, any value does."""
@@ -358,7 +355,7 @@ def policy_path_for(
         return Path(explicit)
     if named:
         return reviewed_policy(str(named), named_by)
-    own = DEFAULT_POLICY_DIR / f"{model}.yaml"
+    own = policy_dir() / f"{model}.yaml"
     if own.is_file():
         return own
     raise ConfigError(
@@ -372,10 +369,10 @@ def reviewed_policy(name: str, named_by: str) -> Path:
     (absolute, with a separator or `..`) is refused, naming where it came from (exit 2): an
     author could otherwise point the gates at a lax policy of their own."""
     bad = not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).name != name
-    path = DEFAULT_POLICY_DIR / name
+    path = policy_dir() / name
     if bad or not path.is_file():
         raise BadInputError(
-            f"{named_by}: {name!r} is not a policy file of {DEFAULT_POLICY_DIR} (only a file name "
+            f"{named_by}: {name!r} is not a policy file of {policy_dir()} (only a file name "
             "there, e.g. credit_risk.yaml, is accepted): put the policy there through review, "
             "or judge with `gates run --policy FILE`"
         )

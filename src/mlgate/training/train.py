@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from mlgate.config import REPO_ROOT, PlatformSettings, parse_model
+from mlgate.config import REPO_ROOT, PlatformSettings, parse_model, policy_dir
 from mlgate.data import schema
 from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
 from mlgate.data.fingerprint import fingerprint
@@ -35,7 +35,6 @@ from mlgate.training.reason_codes import attribute
 from mlgate.training.split import Split, SplitWindows, out_of_time_split
 
 Progress = Callable[[str], None]
-POLICY_DIR = REPO_ROOT / "config" / "policies"
 
 
 class TrainResult(BaseModel):
@@ -190,12 +189,14 @@ class Fitted:
             algorithm=self.model_cfg.algorithm,
             # a policy of the reviewed directory is recorded by name (the only form the gates
             # and promote accept); any other path is recorded as is and refused there
-            gate_policy=(p.name if p.parent == POLICY_DIR.resolve() else str(p)) if p else None,
+            gate_policy=(p.name if p.parent.resolve() == policy_dir().resolve() else str(p))
+            if p
+            else None,
         ).to_tags()
 
     def card_data(self, version: str | None = None, run_id: str | None = None) -> ModelCardData:
         cfg, ds = self.model_cfg, self.dataset
-        policy = cfg.policy_path() or POLICY_DIR / f"{cfg.name}.yaml"
+        policy = cfg.policy_path() or policy_dir() / f"{cfg.name}.yaml"
         shown = (
             str(policy.relative_to(REPO_ROOT)) if policy.is_relative_to(REPO_ROOT) else str(policy)
         )
