@@ -104,6 +104,13 @@ def _view(settings: PlatformSettings) -> _View | None:
     return view
 
 
+def main_view(settings: PlatformSettings) -> _View | None:
+    """Read-only access to main of the GitOps remote, for reading its history and files at any
+    of its commits (`mlgate audit`); same rules as `stable_version`: None only when the
+    embedded repository does not exist yet, StateUnreadable when a remote cannot be read."""
+    return _view(settings)
+
+
 def stable_version(settings: PlatformSettings, model: str, env: str) -> str | None:
     """The version git's main says runs stable in `env` (the champion), or None when git
     proves there is none (main has no release file there). Anything git cannot read raises
