@@ -12,7 +12,11 @@ For each kustomization (argocd/, manifests/platform/, manifests/models/*/*):
 4. mlgate's pod-security rules on every pod template, including the containers inside
    SeldonDeployment componentSpecs, which checkov does not look into;
 5. `promtool check rules` on every distinct PrometheusRule's groups;
-6. optionally checkov (own venv `.venv-tools/checkov`, offline) over the rendered output:
+6. NetworkPolicy reachability (`reachability`): every endpoint a workload names in its env
+   and args is admitted by the policies on both sides, and DNS;
+7. no template placeholder left (`placeholders`: `.invalid` hosts, the unset digest) unless
+   the tree is validated as the template (`template=True`: listed, not failed);
+8. optionally checkov (own venv `.venv-tools/checkov`, offline) over the rendered output:
    zero failed checks, suppressions only in the manifests with a written reason.
 """
 
@@ -36,6 +40,8 @@ from pydantic import BaseModel, Field
 from mlgate.config import REPO_ROOT
 from mlgate.errors import BadInputError
 from mlgate.gitops.kubectl import kubectl_path, kustomize
+from mlgate.gitops.placeholders import Placeholder, find_placeholders
+from mlgate.gitops.reachability import check_reachability
 
 KUBERNETES_VERSION = "1.32"
 CHECKOV_VERSION = "3.3.30"
@@ -69,6 +75,8 @@ class ValidationReport(BaseModel):
     targets: list[TargetResult] = Field(default_factory=list)
     promtool: str = "not run"
     checkov: str = "not run"
+    template: bool = False
+    placeholders: list[Placeholder] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
     seconds: float = 0.0
 
@@ -361,13 +369,22 @@ def run_checkov(rendered: dict[str, list[dict[str, Any]]]) -> tuple[str, list[st
 
 
 def validate_tree(
-    root: Path, crd_dir: Path, *, checkov: bool = False, workers: int = 2
+    root: Path,
+    crd_dir: Path,
+    *,
+    checkov: bool = False,
+    workers: int = 2,
+    targets: list[Path] | None = None,
+    template: bool = False,
 ) -> ValidationReport:
+    """Validate `targets` (default: every kustomization `find_targets` finds; an explicit empty
+    list, e.g. from `--changed-since` when nothing rendered changed, validates nothing)."""
     t0 = time.perf_counter()
-    report = ValidationReport(root=str(root))
-    targets = find_targets(root)
-    if not targets:
-        raise BadInputError(f"{root}: no kustomization under argocd/ or manifests/")
+    report = ValidationReport(root=str(root), template=template)
+    if targets is None:
+        targets = find_targets(root)
+        if not targets:
+            raise BadInputError(f"{root}: no kustomization under argocd/ or manifests/")
     if not crd_dir.is_dir() or not any(crd_dir.glob("*.yaml")):
         raise BadInputError(
             f"CRD schemas not found in {crd_dir}: the `crd_schemas` setting "
@@ -424,6 +441,17 @@ def validate_tree(
             if doc.get("kind") == "PrometheusRule":
                 g = (doc.get("spec") or {}).get("groups") or []
                 groups[hashlib.sha256(json.dumps(g, sort_keys=True).encode()).hexdigest()] = g
+    for u in check_reachability(rendered):
+        target = next(t for t in report.targets if t.path == u.target)
+        target.problems.append(
+            Problem(target=u.target, resource=u.workload, check="reachability", message=u.message)
+        )
+    report.placeholders = find_placeholders(root)
+    if not template:
+        report.problems += [
+            Problem(target=p.file, check="placeholder", message=p.message)
+            for p in report.placeholders
+        ]
     report.promtool, prom_problems = run_promtool(list(groups.values()))
     report.problems += [Problem(target="(all)", check="promtool", message=m) for m in prom_problems]
     if checkov:
