@@ -20,6 +20,8 @@ from mlgate.errors import ConfigError, ExternalServiceError
 
 API_VERSION = "2022-11-28"
 STAGING_PREFIX = "refs/mlgate/staging/"
+# GitHub rejects a comment body over 65,536 characters.
+MAX_COMMENT = 65_000
 
 
 class Review(BaseModel):
@@ -28,6 +30,14 @@ class Review(BaseModel):
     login: str
     state: str
     commit_id: str | None = None
+
+
+class Comment(BaseModel):
+    """One issue (or pull request) comment: its id, author and text."""
+
+    id: int
+    login: str
+    body: str
 
 
 class OpenPull(BaseModel):
@@ -153,3 +163,43 @@ def delete_branch(settings: PlatformSettings, branch: str) -> None:
 
 def close_pull(settings: PlatformSettings, number: int) -> None:
     _Client(settings).call("PATCH", f"/pulls/{number}", json={"state": "closed"})
+
+
+def comments(settings: PlatformSettings, number: int) -> list[Comment]:
+    """Every comment on issue or PR `number`, oldest first (all pages)."""
+    gh = _Client(settings)
+    out: list[Comment] = []
+    page = 1
+    while True:
+        batch = gh.call("GET", f"/issues/{number}/comments", params={"per_page": 100, "page": page})
+        for c in batch or []:
+            login = (c.get("user") or {}).get("login") or ""
+            out.append(Comment(id=int(c["id"]), login=login, body=str(c.get("body") or "")))
+        if not batch or len(batch) < 100:
+            return out
+        page += 1
+
+
+def upsert_comment(
+    settings: PlatformSettings, number: int, marker: str, body: str, author: str
+) -> tuple[int, str]:
+    """Keep ONE comment on PR `number` that starts with `marker`: edit it if `author` (the
+    token's own login) wrote one, else post it. Returns (comment id, "created" | "updated" |
+    "unchanged"). A comment by anyone else is never edited, even if it carries the marker:
+    whoever can comment could otherwise get the report published under their name, or have
+    theirs taken for it."""
+    text = f"{marker}\n{body}"
+    if len(text) > MAX_COMMENT:
+        text = text[:MAX_COMMENT] + "\n\n(truncated: the full report is in the report store)"
+    mine = [
+        c for c in comments(settings, number) if c.login == author and c.body.startswith(marker)
+    ]
+    gh = _Client(settings)
+    if not mine:
+        created = gh.call("POST", f"/issues/{number}/comments", json={"body": text})
+        return int(created["id"]), "created"
+    current = mine[-1]
+    if current.body == text:
+        return current.id, "unchanged"
+    gh.call("PATCH", f"/issues/comments/{current.id}", json={"body": text})
+    return current.id, "updated"

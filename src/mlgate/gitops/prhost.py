@@ -90,6 +90,14 @@ class PrHost(ABC):
         """Undo `open` after a later step failed."""
         repo.git("push", "-q", "origin", "--delete", branch, check=False)
 
+    def comment(self, branch: str, marker: str, body: str, author: str) -> HostPull:
+        """Keep one comment starting with `marker` on the PR up to date (the CI check's
+        report): only a host with a conversation has one."""
+        raise BadInputError(
+            f"pull request {branch}: comments need gitops.github_repo (GitHub); the embedded "
+            "default's PR description is the gate report"
+        )
+
 
 class LocalHost(PrHost):
     def open(
@@ -172,6 +180,11 @@ class GitHubHost(PrHost):
 
     def show(self, repo: GitopsRepo, branch: str) -> HostPull:
         found = self._pull(branch)
+        return HostPull(number=found.number, url=found.url)
+
+    def comment(self, branch: str, marker: str, body: str, author: str) -> HostPull:
+        found = self._pull(branch)
+        github.upsert_comment(self.settings, found.number, marker, body, author)
         return HostPull(number=found.number, url=found.url)
 
     def reviews(
