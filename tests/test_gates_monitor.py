@@ -17,10 +17,10 @@ from mlgate.errors import ExternalServiceError
 from mlgate.gates.inputs import DriftData
 from mlgate.gates.monitor import (
     Expected,
+    alert_payload,
     early_delinquency_gate,
     monitor_checks,
     send_webhook,
-    slack_payload,
     summarize,
 )
 from mlgate.gates.monitor_run import run_monitor
@@ -115,11 +115,11 @@ def test_webhook_payload_is_slack_compatible(webhook: tuple[str, list[dict]]) ->
     url, received = webhook
     check = GateResult(name="drift", status=GateStatus.FAIL, summary="significant drift in x")
     report = summarize("m", "3", "prod", [check], window=["a", "b"])
-    send_webhook(url + "/hook", slack_payload(report))
+    send_webhook(url + "/hook", alert_payload(report))
     assert received[0]["text"].count("significant drift in x") == 1
     assert received[0]["blocks"][0]["type"] == "header"
     with pytest.raises(ExternalServiceError, match="HTTP 500"):
-        send_webhook(url + "/broken", slack_payload(report))
+        send_webhook(url + "/broken", alert_payload(report))
 
 
 @pytest.mark.slow

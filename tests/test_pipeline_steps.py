@@ -1,11 +1,9 @@
 """The step functions the components call, without Kubeflow: evidence files, one gate per
-step, the decision, the monitoring alert, and the local runner's log parsing."""
+step, the decision and the local runner's log parsing (the monitor step: test_monitor_one)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlgate.config import REPO_ROOT
-from mlgate.errors import BadInputError, ExternalServiceError
+from mlgate.errors import BadInputError
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.pipelines import evidence, steps
 from mlgate.pipelines.local import _LogTap
@@ -104,49 +102,6 @@ def test_gate_steps_and_decision(tmp_path: Path) -> None:
 
     with pytest.raises(BadInputError, match="unknown gate"):
         steps.run_gate("vibes", POLICY, "stage", str(bad), str(tmp_path / "x.json"))
-
-
-def test_monitoring_summary_alerts_and_asks_for_retraining(tmp_path: Path) -> None:
-    received: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/alert"
-    try:
-        bad = _save(tmp_path / "bad", _holdout(informative=False))
-        paths = {}
-        for gate in ("performance", "drift"):
-            paths[gate] = str(tmp_path / f"{gate}.json")
-            steps.run_gate(gate, POLICY, "prod", str(bad), paths[gate])
-        out = steps.monitoring_summary("prod", "7", url, True, paths, str(tmp_path / "m.html"))
-        assert out.value == "FAIL" and out.metadata["retrain"] == "yes"
-        (alert,) = received
-        assert alert["status"] == "FAIL" and alert["env"] == "prod"
-        assert {g["name"] for g in alert["gates"]} == {"performance", "drift"}
-
-        good = _save(tmp_path / "good", _holdout())
-        steps.run_gate("performance", POLICY, "prod", str(good), paths["performance"])
-        steps.run_gate("drift", POLICY, "prod", str(good), paths["drift"])
-        out = steps.monitoring_summary("prod", "7", url, True, paths, str(tmp_path / "m.html"))
-        assert out.value == "PASS" and out.metadata["retrain"] == "no"
-        assert len(received) == 1  # no alert when everything passes
-    finally:
-        server.shutdown()
-        server.server_close()
-    # The server is gone: an alert that cannot be delivered fails the step, loudly.
-    failing = {"performance": str(tmp_path / "p2.json")}
-    steps.run_gate("performance", POLICY, "prod", str(bad), failing["performance"])
-    with pytest.raises(ExternalServiceError, match="alert webhook"):
-        steps.monitoring_summary("prod", "7", url, False, failing, str(tmp_path / "m.html"))
 
 
 def test_log_tap_reports_task_progress(tmp_path: Path) -> None:

@@ -26,12 +26,13 @@ from pydantic import BaseModel, Field
 
 from mlgate.gates.decisions import Cutoffs
 from mlgate.gates.drift import drift_gate
-from mlgate.gates.evaluate import guarded
 from mlgate.gates.fairness import fairness_gate
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.monitor import Expected, early_delinquency_gate
 from mlgate.gates.policy import GatePolicy
-from mlgate.gates.result import GateReport, GateResult, GateStatus, worst
+from mlgate.gates.registry import guarded
+from mlgate.gates.result import GateReport, GateResult, GateStatus
+from mlgate.gates.verdict import assemble
 
 Decision = Literal["advance", "promote", "wait", "abort"]
 EXIT_CODES: dict[str, int] = {"advance": 0, "promote": 0, "abort": 1, "wait": 3}
@@ -145,21 +146,18 @@ def judge(
     checks.append(
         guarded("early_delinquency", lambda: early_check(traffic, expected, state.cutoff, policy))
     )
-    overall = worst([c.status for c in checks])
-    report = GateReport(
+    report = assemble(
         model=state.model,
         challenger=state.canary_version,
         champion=state.stable_version,
         env=state.env,
-        overall=overall,
-        verdict=overall,
-        warnings=[f"{c.name}: {c.status.value}: {c.summary}" for c in checks if c.status != "PASS"],
-        gates=checks,
-        policy_file=policy.source_file,
-        policy=policy.model_dump(mode="json", exclude={"environments"}),
-        data={"canary_weight": state.weight, "analysis": "canary (served requests)"},
+        policy=policy,
+        results=checks,
+        data_info={"canary_weight": state.weight, "analysis": "canary (served requests)"},
+        kind="canary-analysis",
     )
-    failing = [f"{c.name}: {c.summary}" for c in checks if c.status == GateStatus.FAIL]
+    overall = report.overall
+    failing = [f"{c.name}: {c.summary}" for c in report.gates if c.status == GateStatus.FAIL]
     if failing:
         return CanaryVerdict(decision="abort", reasons=failing, report=report)
     if overall == GateStatus.PASS:
@@ -169,7 +167,7 @@ def judge(
         return CanaryVerdict(
             decision="advance", next_weight=nxt, reasons=["every check passed"], report=report
         )
-    waiting = [f"{c.name}: {c.summary}" for c in checks if c.status != GateStatus.PASS]
+    waiting = [f"{c.name}: {c.summary}" for c in report.gates if c.status != GateStatus.PASS]
     if state.started is not None:
         hours = (state.now - state.started).total_seconds() / 3600
         report.data["canary_age_hours"] = round(hours, 2)

@@ -17,6 +17,7 @@ from scipy import stats
 
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "calibration"
@@ -127,3 +128,14 @@ def calibration_gate(data: HoldoutScores, policy: GatePolicy) -> GateResult:
         },
         details={"bands": table.to_dict(orient="records")},
     )
+
+
+@gate(
+    "calibration",
+    needs=("holdout",),
+    section="calibration",
+    floors=("labelled", "defaults"),
+    order=20,
+)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return calibration_gate(inputs.the_holdout(), policy)

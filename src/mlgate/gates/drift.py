@@ -33,6 +33,7 @@ import pandas as pd
 
 from mlgate.gates.inputs import DriftData
 from mlgate.gates.policy import DriftPolicy, GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "drift"
@@ -328,3 +329,8 @@ def drift_gate(data: DriftData, policy: GatePolicy) -> GateResult:
         metrics=metrics,
         details={"features": rows, "score": score_row},
     )
+
+
+@gate("drift", needs=("drift",), section="drift", floors=("drift",), order=30)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return drift_gate(inputs.the_drift(), policy)

@@ -32,6 +32,7 @@ from mlgate.data.group_coverage import MISSING, CoverageProblem, coverage_proble
 from mlgate.gates.decisions import Cutoffs, approve
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "fairness"
@@ -262,3 +263,8 @@ def fairness_gate(
         metrics=metrics,
         details=details,
     )
+
+
+@gate("fairness", needs=("holdout", "cutoff"), section="fairness", floors=("recent",), order=40)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return fairness_gate(inputs.the_holdout(), policy, inputs.the_cutoffs(), inputs.recent)

@@ -10,7 +10,9 @@ What a running model is checked on (mlgate monitor):
 - drift of recent applications against the training set (PSI effect sizes, not p-values;
   monitoring alerts already at the "watch" level, where promotion blocks only at "act");
 - fairness of the model's recent decisions.
-An alert (a FAIL) goes to a Slack-compatible webhook as {"text": ..., "blocks": [...]}.
+An alert (a FAIL) goes to a Slack-compatible webhook as the one `Alert` payload (`alert_payload`):
+{"text": ..., "blocks": [...], "mlgate": {model, version, env, status, checks, retrain}}.
+`mlgate monitor` and the scheduled monitoring pipeline both run `monitor_run.run_monitor`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from scipy import stats
 from mlgate.gates.calibration import calibration_gate
 from mlgate.gates.decisions import Cutoffs
 from mlgate.gates.drift import drift_gate
-from mlgate.gates.evaluate import guarded
 from mlgate.gates.fairness import fairness_gate
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.performance import performance_gate
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import guarded
 from mlgate.gates.result import GateResult, GateStatus, worst
 
 
@@ -51,10 +53,21 @@ class MonitorReport(BaseModel):
     expected: Expected | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    retrain: RetrainDecision | None = None
 
     @property
     def exit_code(self) -> int:
         return {GateStatus.PASS: 0, GateStatus.FAIL: 1, GateStatus.INCONCLUSIVE: 3}[self.overall]
+
+
+class RetrainDecision(BaseModel):
+    """Whether the monitored version should be retrained, and why (`gates.retrain`)."""
+
+    retrain: bool
+    reason: str
+
+
+MonitorReport.model_rebuild()
 
 
 def expected_from_holdout(h: HoldoutScores, cutoff: float) -> Expected:
@@ -217,16 +230,47 @@ def summarize(
     )
 
 
-def slack_payload(report: MonitorReport) -> dict[str, Any]:
-    """Slack incoming-webhook message (also accepted by Mattermost, Teams' Slack mode...)."""
+class AlertCheck(BaseModel):
+    name: str
+    status: GateStatus
+    summary: str
+
+
+class Alert(BaseModel):
+    """The monitoring alert: the one payload `mlgate monitor` and the monitoring pipeline send.
+
+    Slack-compatible (`text`, `blocks`: Slack, Mattermost, Teams' Slack mode render it) with
+    the machine-readable verdict beside it (`mlgate`), so a receiver that acts on it (a
+    retraining trigger, a ticket) does not parse prose."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    mlgate: dict[str, Any]
+
+
+def alert_payload(report: MonitorReport) -> Alert:
+    """The one writer of the alert: built from the MonitorReport only."""
     head = (
         f":rotating_light: mlgate monitor: {report.model} v{report.version} in {report.env}: "
         f"{len(report.alerts)} alert(s)"
     )
     lines = "\n".join(f"• {a}" for a in report.alerts) or "no alerts"
-    return {
-        "text": f"{head}\n{lines}",
-        "blocks": [
+    facts = {
+        "model": report.model,
+        "version": report.version,
+        "env": report.env,
+        "status": report.overall.value,
+        "window": report.window,
+        "alerts": report.alerts,
+        "checks": [
+            AlertCheck(name=c.name, status=c.status, summary=c.summary).model_dump(mode="json")
+            for c in report.checks
+        ],
+        "retrain": report.retrain.model_dump(mode="json") if report.retrain else None,
+    }
+    return Alert(
+        text=f"{head}\n{lines}",
+        blocks=[
             {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": lines[:2900]}},
             {
@@ -236,17 +280,35 @@ def slack_payload(report: MonitorReport) -> dict[str, Any]:
                 ],
             },
         ],
-    }
+        mlgate=facts,
+    )
 
 
-def send_webhook(url: str, payload: dict[str, Any], timeout: float = 10.0) -> None:
+def monitor_html(report: MonitorReport) -> str:
+    """The monitoring result as a page (the pipeline's HTML output)."""
+    from html import escape
+
+    rows = "".join(
+        f"<tr><td>{escape(c.name)}</td><td>{c.status.value}</td><td>{escape(c.summary)}</td></tr>"
+        for c in report.checks
+    )
+    retrain = escape(report.retrain.reason) if report.retrain else ""
+    return (
+        f"<html><body><h2>Monitoring {escape(report.model)} v{escape(report.version)} in "
+        f"{escape(report.env)}: {report.overall.value}</h2><p>{retrain}</p>"
+        f"<table border=1><tr><th>check</th><th>result</th><th>summary</th></tr>{rows}</table>"
+        "</body></html>"
+    )
+
+
+def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
     """POST the alert; a webhook that does not answer 2xx is an ExternalServiceError."""
     import requests
 
     from mlgate.errors import ExternalServiceError
 
     try:
-        resp = requests.post(url, json=payload, timeout=timeout)
+        resp = requests.post(url, json=alert.model_dump(mode="json"), timeout=timeout)
     except requests.RequestException as exc:
         raise ExternalServiceError(f"webhook {url}: {exc}") from None
     if resp.status_code >= 300:

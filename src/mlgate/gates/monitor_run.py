@@ -10,6 +10,7 @@ exist the model scores the applications from the data source itself.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,14 @@ from mlgate.gates.collect import (
 from mlgate.gates.inputs import DriftData
 from mlgate.gates.monitor import (
     MonitorReport,
+    alert_payload,
     expected_from_holdout,
     monitor_checks,
     send_webhook,
-    slack_payload,
     summarize,
 )
 from mlgate.gates.policy import load_policy, policy_path_for
+from mlgate.gates.retrain import retrain_decision
 
 
 def run_monitor(
@@ -47,7 +49,10 @@ def run_monitor(
     webhook: str | None = None,
     policy_file: str | Path | None = None,
     say: Callable[[str], None] | None = None,
+    now: datetime | None = None,
 ) -> MonitorReport:
+    """The one monitor (`mlgate monitor` and the monitoring pipeline's step): the checks,
+    the retrain decision (`gates.retrain`) and, on a FAIL, the one alert (`alert_payload`)."""
     from mlgate.features.training_set import application_features
     from mlgate.training.registry import load_holdout, load_scorer, load_training_set
 
@@ -131,8 +136,19 @@ def run_monitor(
     report = summarize(
         model, scorer.version, env, checks, expected=expected, window=window, data=info
     )
+    trained = version_created(settings, model, scorer.version)
+    report.data["version_created"] = trained.isoformat() if trained else None
+    report.retrain = retrain_decision(report, policy, trained, now or datetime.now(UTC))
     if webhook and report.alerts:
         say("sending the alert")
-        send_webhook(webhook, slack_payload(report))
+        send_webhook(webhook, alert_payload(report))
         report.data["webhook_sent"] = True
     return report
+
+
+def version_created(settings: PlatformSettings, model: str, version: str) -> datetime | None:
+    """When the version was registered (MLflow), the start of its age for the schedule."""
+    from mlgate.training.registry import connect, resolve_version
+
+    stamp = resolve_version(connect(settings), model, version).creation_timestamp
+    return datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None

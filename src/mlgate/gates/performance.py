@@ -16,6 +16,7 @@ from scipy import stats
 
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus, worst
 
 NAME = "performance"
@@ -156,3 +157,14 @@ def performance_gate(data: HoldoutScores, policy: GatePolicy) -> GateResult:
         reasons=reasons,
         metrics=metrics,
     )
+
+
+@gate(
+    "performance",
+    needs=("holdout",),
+    section="performance",
+    floors=("labelled", "defaults"),
+    order=10,
+)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return performance_gate(inputs.the_holdout(), policy)

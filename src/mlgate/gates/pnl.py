@@ -25,6 +25,7 @@ from scipy import stats
 from mlgate.gates.decisions import Cutoffs, amounts, approve, row_profit, unknown_default_rate
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "pnl"
@@ -154,3 +155,8 @@ def pnl_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> GateR
         metrics=metrics,
         details=details,
     )
+
+
+@gate("pnl", needs=("holdout", "cutoff"), section="pnl", floors=("labelled",), order=50)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return pnl_gate(inputs.the_holdout(), policy, inputs.the_cutoffs())

@@ -15,17 +15,16 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlgate.config import load_yaml, merge_sections, parse_model, policy_dir
 from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
+from mlgate.gates import registry
 
-GATE_NAMES = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
 # Environments whose gates always block: a policy that switches a gate off or turns
 # enforcement off there is refused when it loads (change control, issue 12), not obeyed.
 ENFORCED_ENVS = ("stage", "prod")
-GateName = Literal["performance", "calibration", "drift", "fairness", "pnl", "swap"]
 
 
 class _Strict(BaseModel):
@@ -203,7 +202,14 @@ class CanaryPolicy(_Strict):
 
 
 class MonitorPolicy(_Strict):
-    """Daily monitoring thresholds (mlgate monitor)."""
+    """Daily monitoring thresholds (mlgate monitor) and when to retrain (gates.retrain)."""
+
+    max_model_age_days: int | None = Field(
+        None,
+        ge=1,
+        description="scheduled retraining: retrain when the running version is older than "
+        "this (None: only a monitor FAIL retrains; INCONCLUSIVE never does)",
+    )
 
     auc_drop: float = Field(0.03, ge=0, description="alert if AUC < expected - this")
     early_delinquency_ratio: float = Field(
@@ -226,8 +232,17 @@ class MonitorPolicy(_Strict):
 
 class EnvironmentPolicy(_Strict):
     enforce: bool = True  # False: warn-only (dev) -- results are reported, nothing blocks
-    gates: list[GateName] | None = None  # None: all gates
+    gates: list[str] | None = None  # None: every registered gate (mlgate.gates.registry)
     overrides: dict[str, Any] = Field(default_factory=dict)  # deep-merged into the sections
+
+    @field_validator("gates")
+    @classmethod
+    def _registered(cls, value: list[str] | None) -> list[str] | None:
+        known = registry.names()
+        unknown = [g for g in value or [] if g not in known]
+        if unknown:
+            raise ValueError(f"unknown gate(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        return value
 
 
 class GatePolicy(_Strict):
@@ -276,7 +291,7 @@ class GatePolicy(_Strict):
 
     def gates_for(self, env: str) -> list[str]:
         chosen = self.environments[env].gates
-        return list(chosen) if chosen is not None else list(GATE_NAMES)
+        return list(chosen) if chosen is not None else list(registry.names())
 
     def enforced(self, env: str) -> bool:
         return self.environments[env].enforce
@@ -315,7 +330,7 @@ def check_enforced(policy: GatePolicy) -> None:
         if not section.enforce:
             problems.append(f"{where}.enforce: false is not allowed in {env} (gates must block)")
         if section.gates is not None:
-            left_out = [g for g in GATE_NAMES if g not in section.gates]
+            left_out = [g for g in registry.names() if g not in section.gates]
             if not section.gates:
                 problems.append(f"{where}.gates: empty; {env} runs every gate")
             elif left_out:
@@ -323,9 +338,10 @@ def check_enforced(policy: GatePolicy) -> None:
                     f"{where}.gates: leaves out {', '.join(left_out)}; {env} runs every gate"
                 )
         eff = policy.for_env(env)
-        for gate in GATE_NAMES:
-            if getattr(eff, gate).blocking:
+        for spec in registry.gates():
+            if spec.blocks(eff) or spec.section is None:
                 continue
+            gate = spec.section
             over = section.overrides.get(gate)
             field = (
                 f"{where}.overrides.{gate}.blocking"

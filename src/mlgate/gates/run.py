@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlgate.config import PlatformSettings
-from mlgate.gates.collect import collect, log_to_mlflow, recorded_policy, with_served_cutoff
+from mlgate.gates.collect import (
+    Collected,
+    collect,
+    log_to_mlflow,
+    recorded_policy,
+    with_served_cutoff,
+)
 from mlgate.gates.evaluate import run_gates
-from mlgate.gates.policy import load_policy, policy_path_for
+from mlgate.gates.policy import CutoffPolicy, GatePolicy, load_policy, policy_path_for
 from mlgate.gates.report import write_report
 from mlgate.gates.result import GateReport
 from mlgate.gitops.report_store import put as store_report
@@ -22,6 +29,66 @@ from mlgate.outdir import check_replaceable
 
 def default_report_dir(settings: PlatformSettings, model: str, challenger: str, env: str) -> Path:
     return settings.ws().reports_dir / "gates" / f"{model}-v{challenger}-{env}"
+
+
+def gather(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    challenger: str,
+    env: str,
+    policy: GatePolicy,
+    champion: str | None = None,
+    current: str | Path | None = None,
+    say: Callable[[str], None] | None = None,
+    **collect_args: Any,
+) -> tuple[GatePolicy, Collected]:
+    """What a challenger is judged on, the one path for `gates run` and the training
+    pipeline's evaluate step: the policy with the environment's served cut-off resolved from
+    git (`cutoff.method: overlay`, `collect.with_served_cutoff`) and the data (`collect`).
+
+    The resolved cut-off is recorded in `info` (`cutoff`, `cutoff_source`); git that cannot
+    be read leaves no cut-off (`why_missing["cutoff"]`): the gates that decide at the cut-off
+    are INCONCLUSIVE, never judged at the policy's fallback value. `collect_args` go to
+    `collect` as they are (e.g. the pipeline's data artifact)."""
+    unread = None
+    try:
+        policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
+    except StateUnreadable as exc:  # never judge at a cut-off that may not be the served one
+        unread, cutoff_source = f"served cut-off unreadable: {exc}", "unreadable"
+    data = collect(
+        settings,
+        model=model,
+        challenger=challenger,
+        champion=champion,
+        env=env,
+        policy=policy,
+        current=current,
+        say=say,
+        **collect_args,
+    )
+    data.info["cutoff_source"] = cutoff_source
+    if unread:
+        data.why_missing["cutoff"] = unread
+    else:
+        data.info["cutoff"] = policy.cutoff.model_dump(mode="json")
+    return policy, data
+
+
+def at_recorded_cutoff(
+    policy: GatePolicy, info: dict[str, Any], why_missing: dict[str, str]
+) -> tuple[GatePolicy, dict[str, str]]:
+    """The policy at the cut-off `gather` resolved and recorded with the evidence, for a step
+    in another pod (a gate task, the decision) that must judge at the same cut-off without
+    reading git again. Evidence without one, under `cutoff.method: overlay`, leaves the gates
+    that decide at the cut-off INCONCLUSIVE (fail closed), never at the policy's value."""
+    recorded = info.get("cutoff")
+    if recorded is not None:
+        cut = CutoffPolicy.model_validate(recorded)
+        return policy.model_copy(update={"cutoff": cut}), why_missing
+    if policy.cutoff.method == "overlay" and "cutoff" not in why_missing:
+        why_missing = {**why_missing, "cutoff": "the evidence carries no resolved served cut-off"}
+    return policy, why_missing
 
 
 def run_gates_for_model(
@@ -45,24 +112,16 @@ def run_gates_for_model(
     policy.for_env(env)  # unknown environment: exit 2 before any work
     if report_dir:
         check_replaceable(report_dir)  # a folder it may not replace: exit 2 before any work
-    unread = None
-    try:
-        policy, cutoff_source = with_served_cutoff(settings, model, env, policy)
-    except StateUnreadable as exc:  # never judge at a cut-off that may not be the served one
-        unread, cutoff_source = f"served cut-off unreadable: {exc}", "unreadable"
-    data = collect(
+    policy, data = gather(
         settings,
         model=model,
         challenger=challenger,
-        champion=champion,
         env=env,
         policy=policy,
+        champion=champion,
         current=current,
         say=say,
     )
-    data.info["cutoff_source"] = cutoff_source
-    if unread:
-        data.why_missing["holdout"] = unread
     report = run_gates(
         model=model,
         challenger=data.challenger,

@@ -20,6 +20,7 @@ import numpy as np
 from mlgate.gates.decisions import Cutoffs, approve, unknown_default_rate
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
+from mlgate.gates.registry import GateInputs, gate
 from mlgate.gates.result import GateResult, GateStatus
 
 NAME = "swap"
@@ -99,3 +100,8 @@ def swap_gate(data: HoldoutScores, policy: GatePolicy, cutoffs: Cutoffs) -> Gate
     return GateResult(
         name=NAME, status=GateStatus.PASS, blocking=pol.blocking, summary=summary, metrics=counts
     )
+
+
+@gate("swap", needs=("holdout", "cutoff"), section="swap", order=60)
+def _run(inputs: GateInputs, policy: GatePolicy) -> GateResult:
+    return swap_gate(inputs.the_holdout(), policy, inputs.the_cutoffs())

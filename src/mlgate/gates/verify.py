@@ -24,11 +24,12 @@ from pydantic import BaseModel, ValidationError
 
 from mlgate.errors import BadInputError, GateFailed, Inconclusive
 from mlgate.gates.policy import GatePolicy
-from mlgate.gates.result import GateReport, GateStatus, ReportKind, worst
+from mlgate.gates.result import GateReport, GateStatus, ReportKind
+from mlgate.gates.verdict import CANARY_CHECKS, assemble
+from mlgate.gates.verdict import required_gates as _required
 from mlgate.records.values import canonical_version
 
-# The checks a canary analysis runs (mlgate.canary.analysis.judge), every one blocking.
-CANARY_CHECKS = ("volume", "drift", "fairness", "early_delinquency")
+__all__ = ["CANARY_CHECKS", "parse_report", "required_gates", "verify_report"]
 
 
 class EvidenceRefused(GateFailed):
@@ -69,13 +70,7 @@ def parse_report(raw: bytes, where: str) -> GateReport:
 
 def required_gates(report: GateReport, policy: GatePolicy) -> dict[str, bool]:
     """Gate name -> blocking, as the policy in force requires them for this report's kind."""
-    if report.kind == "canary-analysis":
-        return dict.fromkeys(CANARY_CHECKS, True)
-    eff = policy.for_env(report.env)
-    enforced = eff.enforced(report.env)
-    return {
-        name: bool(getattr(eff, name).blocking and enforced) for name in eff.gates_for(report.env)
-    }
+    return _required(report.kind, policy, report.env)
 
 
 def verify_report(report: GateReport, claim: Claim, policy: GatePolicy, where: str) -> GateReport:
@@ -129,7 +124,9 @@ def verify_report(report: GateReport, claim: Claim, policy: GatePolicy, where: s
 
 
 def _gate_problems(report: GateReport, policy: GatePolicy) -> list[str]:
-    """The gate set and blocking flags the policy requires; overall/verdict recomputed."""
+    """The report re-derived by the one assembler (`gates.verdict.assemble`) from its own gate
+    results under the policy in force: the gate set, each blocking flag, `enforced`,
+    `overall` and `verdict` must be what that gives."""
     want = required_gates(report, policy)
     names = [g.name for g in report.gates]
     out = []
@@ -139,20 +136,30 @@ def _gate_problems(report: GateReport, policy: GatePolicy) -> list[str]:
             f"[{', '.join(want)}] in {report.env}"
         )
         return out
+    again = assemble(
+        model=report.model,
+        challenger=report.challenger,
+        champion=report.champion,
+        env=report.env,
+        policy=policy,
+        results=report.gates,
+        kind=report.kind,
+    )
     for g in report.gates:
         if g.blocking != want[g.name]:
             out.append(
                 f"gates.{g.name}.blocking: {g.blocking}, the policy in force says {want[g.name]}"
             )
-    enforced = report.kind == "canary-analysis" or policy.for_env(report.env).enforced(report.env)
-    if report.enforced != enforced:
-        out.append(f"enforced: {report.enforced}, the policy in force says {enforced}")
-    overall = worst([g.status for g in report.gates if want[g.name]])
-    verdict = worst([g.status for g in report.gates])
-    if report.overall != overall:
-        out.append(f"overall: says {report.overall.value}, its gates add up to {overall.value}")
-    if report.verdict != verdict:
-        out.append(f"verdict: says {report.verdict.value}, its gates add up to {verdict.value}")
+    if report.enforced != again.enforced:
+        out.append(f"enforced: {report.enforced}, the policy in force says {again.enforced}")
+    if report.overall != again.overall:
+        out.append(
+            f"overall: says {report.overall.value}, its gates add up to {again.overall.value}"
+        )
+    if report.verdict != again.verdict:
+        out.append(
+            f"verdict: says {report.verdict.value}, its gates add up to {again.verdict.value}"
+        )
     return out
 
 
