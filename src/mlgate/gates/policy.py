@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlgate.config import load_yaml, merge_sections, parse_model, policy_dir
 from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
+from mlgate.gates.tiers import check_tier
+from mlgate.governance import tier_for_policy
 from mlgate.gates import registry
 
 # Environments whose gates always block: a policy that switches a gate off or turns
@@ -306,13 +308,17 @@ def policy_digest(policy: GatePolicy) -> str:
 
 def load_policy(path: str | Path) -> GatePolicy:
     """Read and validate a policy file; every override section is validated up front too, and
-    stage/prod must keep every gate blocking (`check_enforced`)."""
+    stage/prod must keep every gate blocking (`check_enforced`) and the policy must meet its
+    model's risk-tier minimum (`gates.tiers.check_tier`)."""
     policy = parse_model(GatePolicy, load_yaml(path), str(path))
     policy = policy.model_copy(update={"source_file": str(path)})
     policy = policy.model_copy(update={"digest": policy_digest(policy)})
     for env in policy.environments:
         policy.for_env(env)  # a bad override must fail now, not at the first prod run
     check_enforced(policy)
+    tier = tier_for_policy(Path(path), policy.model)  # (risk tier, model config) or None
+    if tier is not None:  # no laxer than the model's risk tier allows (gates.tiers)
+        check_tier(policy, tier[0], ENFORCED_ENVS, str(tier[1]))
     return policy
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.config import REPO_ROOT, load_yaml, parse_model
+from mlgate.governance import Governance
 
 Algorithm = Literal["logistic_regression", "hist_gradient_boosting"]
 
@@ -58,6 +59,11 @@ class ReasonCodeConfig(_Strict):
 
     reference: Literal["mean", "median"] = "mean"
     top_k: int = Field(4, ge=1, le=20)
+    # The adverse-action notice's wording (`mlgate audit explain`): a reason code (e.g.
+    # `loan_purpose=debt_consolidation`, `payment_score:missing`) or else its feature -> the
+    # principal reason in plain words. One home; a declined applicant's reason without an
+    # entry stops the notice (exit 2) rather than showing a column name to a customer.
+    plain_language: dict[str, str] = Field(default_factory=dict)
 
 
 class ModelConfig(_Strict):
@@ -76,6 +82,10 @@ class ModelConfig(_Strict):
     reason_codes: ReasonCodeConfig = Field(default_factory=ReasonCodeConfig)
     # The gate policy of this model (relative to this file); default config/policies/<name>.yaml.
     policy: str | None = None
+    # Owner, risk tier and review cadence (mlgate.governance; the inventory lists them). Every
+    # config of the reviewed directory carries one (`mlgate inventory` refuses one without);
+    # None only for configs recorded with older runs and ad-hoc test configs.
+    governance: Governance | None = None
     source_file: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
