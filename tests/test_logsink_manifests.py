@@ -47,7 +47,7 @@ def mounted_secret(pod: dict[str, Any], container: dict[str, Any], file: str) ->
 
 
 def job_pods() -> dict[str, dict[str, Any]]:
-    cron = kind("manifests/base/canary-analysis-cronjob.yaml", "CronJob")
+    cron = kind("manifests/components/canary/canary-analysis-cronjob.yaml", "CronJob")
     smoke = kind("manifests/base/smoke-test-hook.yaml", "Job")
     return {
         "canary-analysis": cron["spec"]["jobTemplate"]["spec"]["template"],

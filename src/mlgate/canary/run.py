@@ -250,8 +250,10 @@ def default_dir(settings: PlatformSettings, state: CanaryState) -> Path:
 
 
 def act_on(settings: PlatformSettings, verdict: CanaryVerdict, report: Path) -> Any:
-    """The verdict as its pull request (None for WAIT); `report` is the verdict's report folder,
-    the evidence a promotion carries."""
+    """The verdict acted on: advance and promote as their pull request (a reviewer merges
+    them; `report` is the verdict's report folder, the evidence a promotion carries), abort as
+    break-glass straight onto main (`gitops.canary.abort_now`: canary removed, version
+    quarantined, no approval awaited), None for WAIT."""
     from mlgate.gitops import canary
 
     model, env = verdict.report.model, verdict.report.env
@@ -262,5 +264,5 @@ def act_on(settings: PlatformSettings, verdict: CanaryVerdict, report: Path) -> 
         return canary.promote_canary(settings, model, env, report)
     if verdict.decision == "abort":
         reason = "canary analysis: " + "; ".join(verdict.reasons)
-        return canary.abort(settings, model, env, reason[:500])
+        return canary.abort_now(settings, model, env, reason[:500])
     return None

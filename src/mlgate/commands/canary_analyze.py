@@ -12,6 +12,7 @@ from rich.table import Table
 from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.commands.gates import STYLE, print_reasons
 from mlgate.commands.gitops import canary_app
+from mlgate.gitops.canary import DirectCommit
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +56,10 @@ def register(app: typer.Typer) -> None:
         policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML."),
         report: Path | None = typer.Option(None, "--report", help="Report folder."),
         act: bool = typer.Option(
-            False, "--act", help="Open the pull request the verdict calls for."
+            False,
+            "--act",
+            help="Act on the verdict: open the advance/promote pull request; abort at once "
+            "(break-glass: pushed to main, canary removed, version quarantined).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     ) -> None:
@@ -83,7 +87,12 @@ def register(app: typer.Typer) -> None:
                     "reasons": verdict.reasons,
                     "report": verdict.report.model_dump(mode="json"),
                     "report_files": paths,
-                    "pull_request": pr.model_dump(mode="json") if pr is not None else None,
+                    "pull_request": (
+                        pr.model_dump(mode="json")
+                        if pr is not None and not isinstance(pr, DirectCommit)
+                        else None
+                    ),
+                    "commit": pr.model_dump(mode="json") if isinstance(pr, DirectCommit) else None,
                 }
             )
         else:
@@ -99,7 +108,9 @@ def register(app: typer.Typer) -> None:
             out.print(f"decision: [bold]{verdict.decision.upper()}[/]{step}")
             for reason in verdict.reasons:
                 out.print(f"  {escape(reason)}", highlight=False, soft_wrap=True)
-            if pr is not None:
+            if isinstance(pr, DirectCommit):
+                out.print(f"pushed {pr.commit[:10]} to {pr.branch} (break-glass): {pr.subject}")
+            elif pr is not None:
                 out.print(f"opened {pr.branch}: {pr.subject}")
             out.print(f"report: {paths['report.json'].parent}")
         raise typer.Exit(verdict.exit_code)

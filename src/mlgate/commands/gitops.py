@@ -406,9 +406,7 @@ def register(app: typer.Typer) -> None:
                     tree, changed_since, find_targets(tree), always=[crd_dir, VALIDATOR_SOURCE]
                 )
                 targets = [tree / t for t in picked.targets]
-            return validate_tree(
-                tree, crd_dir, checkov=checkov, targets=targets, template=template
-            )
+            return validate_tree(tree, crd_dir, checkov=checkov, targets=targets, template=template)
 
         with progress("rendering and validating manifests", quiet=json_out):
             if gitops:

@@ -3,21 +3,37 @@
 Traffic weights change only in git (Argo CD self-heal undoes in-cluster edits). `promote`
 makes the canary the stable predictor and removes the old one; `abort` removes the canary
 (all traffic back to stable) and quarantines its version; it is always allowed.
+
+`abort_now` is the break-glass form the scheduled analysis uses (`canary analyze --act`): the
+same commit, pushed straight to main without a pull request or an approval. It only puts back
+the reviewed stable version and quarantines the canary, so waiting for a reviewer would only
+keep a failing canary in front of applicants; advancing or promoting always stays a PR.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
 from mlgate.gitops.evidence import canary_claim
-from mlgate.gitops.overlay import Release, check_env, check_model, read_release, write_release
+from mlgate.gitops.overlay import (
+    Release,
+    check_env,
+    check_model,
+    model_dir,
+    read_release,
+    write_release,
+)
 from mlgate.gitops.pr import Proposal, PullRequest, Refused, open_pr
 from mlgate.gitops.promote import check_report, description, evidence_trailers, promote
 from mlgate.gitops.quarantine import add_quarantine, read_quarantine
+from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.status import read_status
-from mlgate.records.trailers import ChangeKind, make_trailers
+from mlgate.records.trailers import ChangeKind, commit_message, make_trailers
 from mlgate.records.values import check_text
 
 
@@ -193,8 +209,55 @@ def promote_canary(
     )
 
 
+class DirectCommit(BaseModel):
+    """A break-glass change pushed to main (no pull request): where it landed and what it did."""
+
+    commit: str
+    branch: str
+    subject: str
+    model: str
+    env: str
+    change: str
+    version: str | None
+
+
 def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> PullRequest:
-    """Remove the canary (all traffic back to stable) and quarantine its version."""
+    """Remove the canary (all traffic back to stable) and quarantine its version: a PR that
+    one listed reviewer other than the author merges."""
+    return open_pr(settings, *_abort_change(settings, model, env, reason))
+
+
+def abort_now(settings: PlatformSettings, model: str, env: str, reason: str) -> DirectCommit:
+    """Break-glass: the abort commit pushed to main at once, no pull request, no approval."""
+    proposal, edit = _abort_change(settings, model, env, reason)
+    proposal.body.append(
+        "Break-glass abort by the scheduled canary analysis, pushed to main without a pull "
+        "request (docs/gitops.md, Canary analysis)"
+    )
+    repo = GitopsRepo.open(settings)
+    with repo.session():
+        edit(repo.work)
+        repo.git("add", "-A", "--", model_dir(model))
+        msg = commit_message(proposal.subject, proposal.trailers, proposal.body)
+        repo.git("commit", "-q", "-F", "-", input=msg)
+        sha = repo.rev("HEAD")
+        repo.git("push", "-q", "origin", f"HEAD:refs/heads/{repo.branch}")
+        repo.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    return DirectCommit(
+        commit=sha,
+        branch=repo.branch,
+        subject=proposal.subject,
+        model=model,
+        env=env,
+        change=proposal.change,
+        version=proposal.version,
+    )
+
+
+def _abort_change(
+    settings: PlatformSettings, model: str, env: str, reason: str
+) -> tuple[Proposal, Callable[[Path], None]]:
+    """The abort as a change: its commit (subject, trailers) and its edit of the checkout."""
     check_model(model)
     check_env(env)
     if not reason.strip():
@@ -216,24 +279,21 @@ def abort(settings: PlatformSettings, model: str, env: str, reason: str) -> Pull
     subject = (
         f"Abort canary {model} {version} in {env}: all traffic back to {planned.stable_version}"
     )
-    return open_pr(
-        settings,
-        Proposal(
+    proposal = Proposal(
+        model=model,
+        env=env,
+        change=ChangeKind.CANARY_ABORT,
+        version=version,
+        branch=f"canary/{model}-{version}-{env}-abort",
+        subject=subject,
+        body=[f"Reason given: {why}"],
+        trailers=make_trailers(
             model=model,
-            env=env,
+            model_version=version,
+            environment=env,
             change=ChangeKind.CANARY_ABORT,
-            version=version,
-            branch=f"canary/{model}-{version}-{env}-abort",
-            subject=subject,
-            body=[f"Reason given: {why}"],
-            trailers=make_trailers(
-                model=model,
-                model_version=version,
-                environment=env,
-                change=ChangeKind.CANARY_ABORT,
-                quarantined=version,
-            ),
-            description=f"## {subject}\n\nReason: {why}\n",
+            quarantined=version,
         ),
-        edit,
+        description=f"## {subject}\n\nReason: {why}\n",
     )
+    return proposal, edit

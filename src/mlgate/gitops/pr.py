@@ -30,6 +30,7 @@ from mlgate.errors import BadInputError
 from mlgate.gitops.evidence import GateReport, verify_change_evidence
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import RELEASE_FILE, Release, model_dir, overlay_dir, parse_release
+from mlgate.gitops.platform_values import INIT_FILES
 from mlgate.gitops.prhost import Approval, Refused, host_for
 from mlgate.gitops.quarantine import quarantine_path, read_quarantine
 from mlgate.gitops.repo import NOTES_REF, GitopsRepo
@@ -43,7 +44,7 @@ from mlgate.records.trailers import (
     with_approvals,
 )
 
-PR_PREFIXES = ("promote", "canary", "rollback")
+PR_PREFIXES = ("promote", "canary", "rollback", "init")
 
 
 __all__ = ["Refused"]  # defined with the PR hosts, raised by every act
@@ -61,6 +62,8 @@ class Proposal(BaseModel):
     body: list[str] = Field(default_factory=list)
     trailers: Trailers
     description: str = ""
+    # What the change may touch when it is not one model's overlays (`mlgate init`).
+    paths: list[str] = Field(default_factory=list)
 
 
 class PullRequest(BaseModel):
@@ -108,7 +111,7 @@ def open_pr(
         opened = None
         try:
             edit(repo.work)
-            repo.git("add", "-A", "--", model_dir(proposal.model))
+            repo.git("add", "-A", "--", *(proposal.paths or [model_dir(proposal.model)]))
             if not repo.git("diff", "--cached", "--name-only").strip():
                 raise BadInputError(
                     f"{overlay_dir(proposal.model, proposal.env)}: nothing to change "
@@ -318,9 +321,12 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
         raise BadInputError(f"{src}: commit lacks Model/Environment/Change trailers")
     allowed_dir = overlay_dir(pr.model, pr.env) + "/"
     allowed_files = {quarantine_path(pr.model)} if lin.change in RESTORING else set()
+    if lin.change is ChangeKind.PLATFORM_INIT:  # only the files `mlgate init` writes
+        allowed_dir, allowed_files = ", ".join(INIT_FILES), set(INIT_FILES)
     changed = repo.git("diff", "--name-only", "--no-renames", "-z", pr.base, pr.sha)
     for path in filter(None, changed.split("\0")):
-        if not (path.startswith(allowed_dir) or path in allowed_files):
+        inside = path.startswith(allowed_dir) and lin.change is not ChangeKind.PLATFORM_INIT
+        if not (inside or path in allowed_files):
             raise Refused(
                 f"{src}: changes {path}, outside {allowed_dir} which its trailers "
                 f"(Change: {lin.change}, Environment: {pr.env}) allow; nothing was merged"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import ExternalServiceError
+from mlgate.gitops.platform_values import InitValues, apply_values, loopback_values
 from mlgate.gitops.reviewers import REVIEWERS_FILE
 
 NOTES_REF = "refs/notes/mlgate-pr"
@@ -66,8 +67,14 @@ def run_git(
     return proc.stdout
 
 
-def seed_bare(bare: Path, source_root: Path = REPO_ROOT, branch: str = "main") -> None:
-    """Create `bare` with one commit holding the seed paths of `source_root`."""
+def seed_bare(
+    bare: Path,
+    source_root: Path = REPO_ROOT,
+    branch: str = "main",
+    values: InitValues | None = None,
+) -> None:
+    """Create `bare` with one commit holding the seed paths of `source_root`, the template's
+    placeholders replaced by `values` (the embedded default's own: `loopback_values`)."""
     tmp = Path(tempfile.mkdtemp(prefix="gitops-seed-", dir=bare.parent))
     try:
         for rel in SEED_PATHS:
@@ -77,6 +84,8 @@ def seed_bare(bare: Path, source_root: Path = REPO_ROOT, branch: str = "main") -
         for target, rel in SEED_FILES.items():
             if (source_root / rel).is_file():
                 shutil.copyfile(source_root / rel, tmp / target)
+        if values is not None:
+            apply_values(tmp, values)
         (tmp / "manifests" / "models").mkdir(parents=True, exist_ok=True)
         (tmp / "manifests" / "models" / "README.md").write_text(
             "One folder per model, one per environment below it; created by `mlgate promote`.\n",
@@ -112,7 +121,8 @@ class GitopsRepo:
         """Locate, seeding the embedded default on first use, and make the working clone."""
         repo = cls.locate(settings)
         if settings.gitops.remote is None and not Path(repo.remote).exists():
-            seed_bare(Path(repo.remote), branch=repo.branch)
+            bare = Path(repo.remote)
+            seed_bare(bare, branch=repo.branch, values=loopback_values(settings, bare))
         if not (repo.work / ".git").exists():
             staging = repo.work.with_name(repo.work.name + ".tmp")
             shutil.rmtree(staging, ignore_errors=True)

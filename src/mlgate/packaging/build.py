@@ -42,12 +42,11 @@ from mlgate.packaging.wheelhouse import (
     lock_file,
     source_hash,
 )
-from mlgate.records.builds import BuildRecord, read_record, write_record
+from mlgate.records.builds import PLATFORM_REPOSITORY, BuildRecord, read_record, write_record
 from mlgate.records.tags import image_tags
 from mlgate.serving.server import model_repository, serving_ranges
 from mlgate.training.track import tag_version
 
-PLATFORM_REPOSITORY = "mlgate-platform"
 SBOM_LABEL = f"{LABEL_PREFIX}.sbom.digest"
 CREATED_LABEL = "org.opencontainers.image.created"
 Progress = Callable[[str], None]

@@ -21,6 +21,8 @@ from mlgate.errors import BadInputError
 from mlgate.records.tags import VersionTags
 from mlgate.records.values import canonical_version, check_text
 
+# The platform image's repository name and build-record name (`mlgate image build --platform`).
+PLATFORM_REPOSITORY = "mlgate-platform"
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 

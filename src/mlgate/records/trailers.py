@@ -32,6 +32,12 @@ class ChangeKind(StrEnum):
     CANARY_PROMOTE = "canary-promote"
     CANARY_ABORT = "canary-abort"
     ROLLBACK = "rollback"
+    # `mlgate init`: repository URLs, registry and platform image (no model's overlay).
+    PLATFORM_INIT = "platform-init"
+
+
+# The Model trailer of a platform change (`PLATFORM_INIT`): no registered model has this name.
+PLATFORM_MODEL = "mlgate_platform"
 
 
 # Changes after which the version runs stable (or as canary) in the environment: the promotion
