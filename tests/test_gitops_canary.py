@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from mlgate.config import load_settings
@@ -16,7 +17,7 @@ from mlgate.gitops.kubectl import kustomize
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import canary_started, read_status
-from tests.gitops_helpers import MODEL, main_message, promote_merged
+from tests.gitops_helpers import MODEL, main_message, promote_merged, remote_refs
 
 
 @pytest.fixture
@@ -135,6 +136,7 @@ def test_canary_analysis_verdicts_become_their_pull_requests(prod_with_canary, t
     from mlgate.gates.result import GateReport
 
     settings = prod_with_canary
+    check_scheduled_analysis_runs_only_where_a_canary_runs(settings)
 
     def verdict(decision: str, **kw: object) -> CanaryVerdict:
         report = GateReport(
@@ -145,7 +147,71 @@ def test_canary_analysis_verdicts_become_their_pull_requests(prod_with_canary, t
     assert act_on(settings, verdict("wait"), tmp_path) is None
     step = act_on(settings, verdict("advance", next_weight=25), tmp_path)
     assert step.branch.endswith("-weight-25") and "10% -> 25%" in step.subject
+    assert _prod(settings).canary_weight == 10  # advancing waits for a reviewer's merge
+    # Abort is break-glass: pushed to main at once, canary removed and version quarantined,
+    # no pull request and no approval.
+    before = remote_refs(settings)
     stop = act_on(settings, verdict("abort", reasons=["fairness: sex 0.7 < 0.8"]), tmp_path)
-    prmod.merge_pr(settings, stop.branch, ["carol"])
-    assert _prod(settings).canary_version is None  # all traffic back to stable
-    assert "canary analysis: fairness: sex 0.7 < 0.8" in main_message(settings)
+    after = remote_refs(settings)
+    assert stop.commit == after["refs/heads/main"] != before["refs/heads/main"]
+    assert {r for r in after if r.startswith("refs/heads/")} == {
+        r for r in before if r.startswith("refs/heads/")
+    }  # no abort branch: nothing waits for a merge
+    st = read_status(settings).model(MODEL)
+    assert st.envs["prod"].canary_version is None  # all traffic back to stable
+    assert st.envs["prod"].stable_version == "1"
+    assert [q.version for q in st.quarantined] == ["2"]
+    message = main_message(settings)
+    assert "canary analysis: fairness: sex 0.7 < 0.8" in message
+    assert "Change: canary-abort" in message and "Approved-by" not in message
+    assert "Break-glass abort by the scheduled canary analysis" in message
+    assert "kind: CronJob" not in _render_prod(settings)  # the analysis went with the canary
+
+
+def _docs(settings, env: str) -> list[dict]:
+    repo = GitopsRepo.locate(settings)
+    return [
+        d for d in yaml.safe_load_all(kustomize(repo.work / f"manifests/models/{MODEL}/{env}")) if d
+    ]
+
+
+def check_scheduled_analysis_runs_only_where_a_canary_runs(settings) -> None:
+    """Rendered from the GitOps repository: the CronJob (with --act, the Secrets' keys, the
+    pinned platform image) exists only in the overlay with a canary."""
+    from mlgate.pipelines.platform import GIT_ENV, GIT_SECRET, MLFLOW_ENV, MLFLOW_SECRET
+
+    for env in ("dev", "stage"):  # no canary there: no CronJob, no analysis policy
+        kinds = {(d["kind"], d["metadata"]["name"]) for d in _docs(settings, env)}
+        assert ("CronJob", "canary-analysis") not in kinds
+        assert ("NetworkPolicy", "canary-analysis") not in kinds
+    prod = _docs(settings, "prod")
+    (cron,) = [d for d in prod if d["kind"] == "CronJob"]
+    (smoke,) = [d for d in prod if d["kind"] == "Job" and d["metadata"]["name"] == "smoke-test"]
+    assert any(
+        d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "canary-analysis" for d in prod
+    )
+    (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert c["args"][:2] == ["canary", "analyze"] and "--act" in c["args"]
+    assert c["args"][c["args"].index("--requests") + 1] == "$(LOGSINK_URL)"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["MLGATE_MODEL"]["value"] == MODEL and env["MLGATE_ENV"]["value"] == "prod"
+    # the platform image as the base bundle pins it (one digest, the smoke test's)
+    assert c["image"] == smoke["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert "@sha256:" in c["image"]
+    # the git remote is the GitOps repository itself; credentials come from the pipelines'
+    # Secrets under the same keys and variable names
+    assert (
+        env["MLGATE_GITOPS__REMOTE"]["value"]
+        == Path(GitopsRepo.locate(settings).remote).resolve().as_uri()
+    )
+    refs = {
+        name: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for name, e in env.items()
+        if "valueFrom" in e
+    }
+    wanted = {var: (GIT_SECRET, key) for key, var in GIT_ENV.items()} | {
+        var: (MLFLOW_SECRET, key) for key, var in MLFLOW_ENV.items()
+    }
+    assert refs and all(wanted[var] == ref for var, ref in refs.items()), refs
+    assert refs["GITHUB_TOKEN"] == (GIT_SECRET, "token")
+    assert not env["GITHUB_TOKEN"]["valueFrom"]["secretKeyRef"].get("optional")  # fail closed

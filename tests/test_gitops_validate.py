@@ -10,16 +10,31 @@ import pytest
 from lupa import lua51
 
 from mlgate.config import REPO_ROOT, load_settings
+from mlgate.gitops.platform_values import InitValues, apply_values
 from mlgate.gitops.validate import checkov_bin, validate_tree
+
+VALUES = InitValues(
+    repo_url="https://git.bank.example/platform/mlgate.git",
+    registry="registry.bank.example",
+    platform_image="registry.bank.example/mlgate-platform@sha256:" + "ab" * 32,
+)
+
+
+def inited_copy(dest: Path) -> Path:
+    """A copy of the project's manifests/ and argocd/ after `mlgate init` (the worked
+    examples' images moved to the bank's registry too), to break."""
+    for rel in ("manifests", "argocd"):
+        shutil.copytree(REPO_ROOT / rel, dest / rel)
+    apply_values(dest, VALUES)
+    for release in (dest / "manifests/models").glob("*/*/release.yaml"):
+        text = release.read_text().replace("registry.example.invalid", "registry.bank.example")
+        release.write_text(text)
+    return dest
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A copy of the project's manifests/ and argocd/ to break."""
-    root = tmp_path / "tree"
-    for rel in ("manifests", "argocd"):
-        shutil.copytree(REPO_ROOT / rel, root / rel)
-    return root
+    return inited_copy(tmp_path / "tree")
 
 
 def _crds() -> Path:
@@ -27,14 +42,57 @@ def _crds() -> Path:
 
 
 def test_project_manifests_validate() -> None:
-    report = validate_tree(REPO_ROOT, _crds())
+    """The project's tree is the template: it validates with its placeholders listed."""
+    report = validate_tree(REPO_ROOT, _crds(), template=True)
     assert report.ok, [p.model_dump() for p in report.all_problems()]
+    assert {p.file for p in report.placeholders} >= {
+        "argocd/applicationset.yaml",
+        "argocd/appproject.yaml",
+        "argocd/platform-application.yaml",
+        "manifests/base/kustomization.yaml",
+        "manifests/platform/kustomization.yaml",
+        "manifests/components/canary/canary-analysis-cronjob.yaml",
+    }
     paths = {t.path for t in report.targets}
     assert {"argocd", "manifests/platform", "manifests/models/credit_risk/prod"} <= paths
     prod = next(t for t in report.targets if t.path.endswith("credit_risk/prod"))
     assert prod.resources >= 10
     if shutil.which("promtool"):
         assert report.promtool.startswith("checked 1")
+
+
+def test_a_remaining_placeholder_fails_naming_file_field_and_value(tree: Path) -> None:
+    assert validate_tree(tree, _crds()).ok  # after init: nothing left
+    _edit(
+        tree / "argocd/platform-application.yaml",
+        "https://git.bank.example/platform/mlgate.git",
+        "https://git.example.invalid/your-org/mlgate.git",
+    )
+    _edit(
+        tree / "manifests/platform/kustomization.yaml",
+        "ab" * 32,
+        "0" * 64,
+    )
+    report = validate_tree(tree, _crds())
+    assert not report.ok
+    got = {(p.target, p.message.split(":")[0]) for p in report.problems if p.check == "placeholder"}
+    assert got == {
+        ("argocd/platform-application.yaml", "spec.source.repoURL"),
+        ("manifests/platform/kustomization.yaml", "images[0].digest"),
+    }, report.problems
+    msgs = " ".join(p.message for p in report.problems)
+    assert "git.example.invalid" in msgs and "the unset digest" in msgs
+    # comments never count: the template's comment names the marker, and stays
+    assert ".invalid" in (tree / "manifests/base/kustomization.yaml").read_text()
+
+
+def test_unset_digest_on_a_loopback_registry_is_the_embedded_default(tree: Path) -> None:
+    """Where nothing pulls (the embedded default's loopback registry), the unset digest stands
+    for a platform image not built yet; anywhere else it is a placeholder."""
+    for rel in ("manifests/base/kustomization.yaml", "manifests/platform/kustomization.yaml"):
+        _edit(tree / rel, "registry.bank.example/mlgate-platform", "127.0.0.1:5555/mlgate-platform")
+        _edit(tree / rel, "ab" * 32, "0" * 64)
+    assert validate_tree(tree, _crds()).ok
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -129,7 +187,7 @@ def test_promtool_catches_bad_promql(tree: Path) -> None:
 @pytest.mark.slow
 def test_checkov_passes_on_the_project_manifests() -> None:
     checkov_bin(create=True)  # its own venv, made on first use (~30 s)
-    report = validate_tree(REPO_ROOT, _crds(), checkov=True)
+    report = validate_tree(REPO_ROOT, _crds(), checkov=True, template=True)
     assert report.checkov.startswith("passed") and ", failed 0," in report.checkov, report.checkov
     assert report.ok
 

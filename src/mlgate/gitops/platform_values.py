@@ -97,11 +97,14 @@ def check_repo_url(url: str, *, allow_file: bool = False) -> str:
         if re.fullmatch(r"file://(/[A-Za-z0-9._~%+-]+)+/?", url) and "/../" not in url + "/":
             return url
         raise BadInputError(f"--repo {url!r}: not a plain file:// path")
-    if not (HTTPS_RE.match(url) or SSH_RE.match(url) or SCP_RE.match(url)):
+    if not (HTTPS_RE.fullmatch(url) or SSH_RE.fullmatch(url) or SCP_RE.fullmatch(url)):
         raise BadInputError(
             f"--repo {url!r}: not an https or ssh Git URL without credentials "
             "(https://HOST/PATH, ssh://[USER@]HOST[:PORT]/PATH or USER@HOST:PATH)"
         )
+    port = re.search(r":([0-9]{1,5})/", url.split("://", 1)[-1])
+    if port and not 0 < int(port.group(1)) < 65536:
+        raise BadInputError(f"--repo {url!r}: port out of range")
     if "/../" in f"/{url.split('/', 3)[-1]}/" or url.endswith("/.."):
         raise BadInputError(f"--repo {url!r}: '..' in the path")
     _no_placeholder(url, "--repo")
@@ -110,7 +113,7 @@ def check_repo_url(url: str, *, allow_file: bool = False) -> str:
 
 def check_registry(registry: str) -> str:
     """HOST[:PORT][/PATH] in lower case, as an image reference starts."""
-    m = REGISTRY_RE.match(registry or "")
+    m = REGISTRY_RE.fullmatch(registry or "")
     if (
         not m
         or "." not in m.group("host")
@@ -130,9 +133,9 @@ def check_registry(registry: str) -> str:
 def check_platform_image(image: str, registry: str) -> str:
     """REGISTRY/PATH@sha256:<64 hex> on `registry`, or a bare digest (then the image is
     REGISTRY/mlgate-platform@digest); never the unset digest."""
-    if DIGEST_RE.match(image):
+    if DIGEST_RE.fullmatch(image):
         image = f"{registry}/{KUSTOMIZE_IMAGE}@{image}"
-    m = PINNED_RE.match(image)
+    m = PINNED_RE.fullmatch(image)
     if not m:
         raise BadInputError(
             f"--platform-image {image!r}: not an image pinned by digest "

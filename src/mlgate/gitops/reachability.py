@@ -239,6 +239,8 @@ def parse_endpoint(text: str, source: str) -> Endpoint | None:
     if not host or port is None or not 0 < port < 65536:
         return None
     host = host.lower().rstrip(".")
+    if not (re.fullmatch(r"[a-z0-9.-]+", host) or _is_ip(host)):
+        return None  # e.g. an unresolved $(VAR): not an address
     if host in _LOOPBACK or host.startswith("127."):
         return None
     return Endpoint(host=host, port=port, text=text, source=source)
