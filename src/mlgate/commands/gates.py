@@ -125,7 +125,8 @@ def register(app: typer.Typer) -> None:
         policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """Daily checks of a running model: exit 0 ok, 1 alert, 3 inconclusive, 2 bad input."""
+        """Daily checks of a running model (the same monitor and alert as the scheduled
+        monitoring pipeline): exit 0 ok, 1 alert, 3 inconclusive, 2 bad input."""
         from mlgate.errors import BadInputError
         from mlgate.gates.monitor_run import run_monitor
 
@@ -159,4 +160,7 @@ def register(app: typer.Typer) -> None:
             out.print(table)
             print_reasons(result.checks)
             out.print(f"alerts: {len(result.alerts)}")
+            if result.retrain is not None:
+                what = "yes" if result.retrain.retrain else "no"
+                out.print(f"retrain: {what} ({escape(result.retrain.reason)})", soft_wrap=True)
         raise typer.Exit(result.exit_code)
