@@ -22,7 +22,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mlgate.errors import ConfigError, register_secret
 from mlgate.workspace import Workspace
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The project files mlgate reads by relative path (config/, feature_repo/, manifests/): the
+# checkout this package runs from, or `MLGATE_PROJECT_ROOT` where they were installed without
+# one (the platform image sets it to the copy it carries, /opt/mlgate/project).
+PROJECT_ROOT_ENV = "MLGATE_PROJECT_ROOT"
+REPO_ROOT = Path(os.environ.get(PROJECT_ROOT_ENV) or Path(__file__).resolve().parents[2])
 DEFAULT_POLICY_DIR = REPO_ROOT / "config" / "policies"
 POLICY_DIR_ENV = "MLGATE_POLICY_DIR"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -35,14 +36,23 @@ def _params(values: list[str]) -> dict[str, Any]:
 def compile_cmd(
     names: list[str] = typer.Argument(None, help="Pipelines to compile (default: all)."),
     check: bool = typer.Option(
-        False, "--check", help="Write nothing; exit 1 if pipelines/compiled/ is out of date."
+        False, "--check", help="Write nothing; exit 1 if the compiled YAML is out of date."
+    ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        help="The platform image every step runs in, pinned by digest (REPOSITORY@sha256:...). "
+        "Default: the image the committed YAML already pins.",
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder of the compiled YAML (default: the package's compiled/)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Compile pipelines/*.py to pipelines/compiled/<name>.yaml (what the Kubeflow UI uploads)."""
+    """Compile the pipelines to compiled/<name>.yaml (what the Kubeflow UI uploads)."""
     from mlgate.pipelines import compiling
 
-    results = compiling.compile_all(names or None, check=check)
+    results = compiling.compile_all(names or None, check=check, image=image, folder=out_dir)
     bad = compiling.stale(results)
     if as_json:
         emit_json({"check": check, "ok": not bad, "pipelines": results})

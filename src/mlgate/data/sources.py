@@ -42,6 +42,23 @@ def credit_world_config(folder: str | Path) -> DatasetConfig:
     return bind_world(load_dataset_config(CREDIT_WORLD_CONFIG), folder)
 
 
+def rebind(cfg: DatasetConfig, path: str | Path) -> DatasetConfig:
+    """The same dataset read from another copy: a world folder (synthetic), or a folder
+    holding the config's data file under its own name, or that file itself. How a pipeline
+    step reads the `data` artifact it was handed instead of the configured source."""
+    p = Path(path)
+    if cfg.resolved_format == "synthetic":
+        old = Path(cfg.path)
+        protected = cfg.protected_path
+        if protected and Path(protected).is_absolute() and Path(protected).is_relative_to(old):
+            # the protected table of the world it was bound to: the same table in this copy
+            cfg = cfg.model_copy(update={"protected_path": str(Path(protected).relative_to(old))})
+        return bind_world(cfg, p)
+    if p.is_dir():
+        p = p / Path(cfg.path).name
+    return cfg.model_copy(update={"path": str(p.resolve())})
+
+
 def with_workspace(cfg: DatasetConfig, settings: PlatformSettings) -> DatasetConfig:
     """Expand `{workspace}` in the config's paths with the settings' workspace."""
     root = str(Workspace.resolve(settings.workspace).root)

@@ -30,6 +30,7 @@ from mlgate.config import PlatformSettings, parse_model
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.group_coverage import group_counts
 from mlgate.data.protected import load_protected, protected_groups
+from mlgate.data.sources import rebind
 from mlgate.data.windows import DEFAULT_DRIFT_DAYS, DEFAULT_RECENT_DAYS, days_holding
 from mlgate.errors import BadInputError, ConfigError, MlgateError
 from mlgate.gates.inputs import DriftData, HoldoutScores
@@ -230,7 +231,11 @@ def collect(
     policy: GatePolicy,
     current: str | Path | None = None,
     say: Say | None = None,
+    data_path: str | Path | None = None,
 ) -> Collected:
+    """The evidence for the gates. `data_path`: read the applications from that copy of the
+    version's dataset (a pipeline step's `data` artifact) instead of the path its run recorded,
+    which was the training step's own copy."""
     from mlgate.training.registry import connect, load_scorer, load_training_set, resolve_version
 
     say = say or (lambda _m: None)
@@ -239,6 +244,8 @@ def collect(
     chal = load_scorer(settings, model, challenger)  # unknown version: bad input (exit 2)
     tags = resolve_version(connect(settings), model, chal.version).tags or {}
     dataset = run_dataset(settings, chal.run_id)
+    if data_path is not None:
+        dataset = rebind(dataset, data_path)
     check_dataset_columns(policy, dataset)  # a column the policy names must exist: exit 2
     protected = load_protected(dataset)  # a derivation the data breaks: exit 2, named
     features = dataset.features

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlgate import __version__
-from mlgate.config import PlatformSettings
+from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.packaging import registry, tools
 from mlgate.packaging.base_image import BaseImage, debian_mirror, ensure_base
@@ -47,6 +47,9 @@ from mlgate.records.tags import image_tags
 from mlgate.serving.server import model_repository, serving_ranges
 from mlgate.training.track import tag_version
 
+# What the platform image carries besides the package (whose data holds the compiled
+# pipelines): the project files steps and scheduled jobs read by relative path.
+PROJECT_FILES = ("config", "feature_repo")
 SBOM_LABEL = f"{LABEL_PREFIX}.sbom.digest"
 CREATED_LABEL = "org.opencontainers.image.created"
 Progress = Callable[[str], None]
@@ -414,6 +417,30 @@ def platform_requirements() -> tuple[str, ...]:
     return tuple(reqs)
 
 
+def _project_files() -> list[Path]:
+    return sorted(
+        p
+        for name in PROJECT_FILES
+        for p in (REPO_ROOT / name).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+
+
+def stage_project(ctx: Path) -> None:
+    """Copy the project files into the build context's project/ (see containerfile)."""
+    for src in _project_files():
+        dst = ctx / "project" / src.relative_to(REPO_ROOT)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def project_hash() -> str:
+    h = hashlib.sha256()
+    for src in _project_files():
+        h.update(str(src.relative_to(REPO_ROOT)).encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build_platform_image(
     settings: PlatformSettings, *, push: bool = True, progress: Progress | None = None
 ) -> BuildRecord:
@@ -436,10 +463,11 @@ def build_platform_image(
         "base": _image_id(base.reference),
         "wheelhouse": wh.lock_hash,
         "mlgate": source_hash(),
+        "project": project_hash(),
         "labels": json.dumps(labels, sort_keys=True),
     }
     return _run(
         settings, model=PLATFORM_REPOSITORY, version=__version__, push=push, progress=say,
         labels=labels, hash_parts=parts, wh=wh, base=base, kind="platform",
-        stage_extra=lambda _ctx: None,
+        stage_extra=stage_project,
     )  # fmt: skip

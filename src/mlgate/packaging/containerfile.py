@@ -9,6 +9,8 @@ context layout, written by `mlgate.packaging.build.stage_context`:
     wheelhouse/.pip/     pip's own wheel: runs the install, never lands in the image
     model/               the MLflow model directory (model-server image only)
     mlserver/            MLServer settings.json + <model>/model-settings.json (model-server only)
+    project/             config/ and feature_repo/ (platform only): what pipeline steps and
+                         scheduled jobs read by relative path, at MLGATE_PROJECT_ROOT
     sbom.cdx.json        CycloneDX SBOM of what the wheelhouse installs
 
 Why it looks the way it does:
@@ -30,6 +32,7 @@ from pydantic import BaseModel
 
 VENV = "/opt/mlgate/venv"
 UID = 10001
+PROJECT_DIR = "/opt/mlgate/project"
 LABEL_PREFIX = "io.mlgate"
 
 
@@ -76,6 +79,10 @@ def render(spec: ContainerfileSpec) -> str:
             "COPY model /opt/mlgate/model",
             "COPY mlserver /opt/mlgate/mlserver",
         ]
+    if spec.kind == "platform":
+        # The project files a step resolves by relative path (mlgate.config.REPO_ROOT): a pod
+        # has no checkout.
+        lines += [f"COPY project {PROJECT_DIR}", f"ENV MLGATE_PROJECT_ROOT={PROJECT_DIR}"]
     lines += ["COPY sbom.cdx.json /opt/mlgate/sbom.cdx.json"]
     lines += _label_lines(spec.labels)
     lines += [f"USER {UID}:{UID}", "WORKDIR /tmp", 'VOLUME ["/tmp"]']

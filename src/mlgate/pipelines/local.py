@@ -1,10 +1,21 @@
-"""Run a pipeline on this machine with Kubeflow's local runner.
+"""Run a pipeline on this machine with Kubeflow's local runner, each task as isolated as a pod.
 
 `kfp.local.SubprocessRunner(use_venv=False)` executes each lightweight component in a
 subprocess of this Python environment (no cluster, no network), passing Dataset/Model/Metrics
 artifacts through files under `<workspace>/kfp/`. It is the same pipeline definition the
 Kubeflow UI runs; only the runner differs. The runner ignores `base_image` and cannot run
 container components, which is why every step here is a Python component.
+
+In a cluster every task is a pod with its own empty filesystem. Here every task gets the same:
+its own empty workspace (`MLGATE_WORKSPACE`, the working directory and `TMPDIR`), created when
+the task starts and removed when it ends, so a step that reads what another step left in its
+workspace fails here as it would in the cluster. What tasks share is what pods share: the
+artifacts (the pipeline root) and the configured services, which the runner pins to absolute
+locations in the settings it hands the tasks (the workspace's MLflow and git remote when no
+server is configured: the embedded default's stand-ins for the real ones). kfp 2.17 has no
+hook for this, so `isolated_tasks` wraps the function its subprocess runner starts a task
+with (`kfp.local.subprocess_task_handler.run_local_subprocess`); `tests/test_pipeline_isolation.py`
+fails if that stops taking effect.
 
 kfp prints its task log on stdout. We keep stdout clean (scripts read `--json` there): the log
 goes to `<workspace>/kfp/logs/<pipeline>-<stamp>.log`, and the task start/finish lines drive a
@@ -17,6 +28,9 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +42,7 @@ import yaml
 from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
+from mlgate.gitops.repo import GitopsRepo, seed_bare
 from mlgate.pipelines import catalog
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -96,6 +111,79 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+TaskCommand = Callable[[list[str], dict[str, str], Path], list[str]]
+
+
+def _launch(command: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Start one task and copy its output to our stdout line by line (as kfp's runner does)."""
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=env,
+        cwd=cwd,
+    ) as proc:
+        if proc.stdout:
+            for line in iter(proc.stdout.readline, ""):
+                print(line, end="")
+            print("\n")
+        return proc.wait()
+
+
+@contextlib.contextmanager
+def isolated_tasks(root: Path, wrap: TaskCommand | None = None) -> Iterator[None]:
+    """While active, every task kfp's subprocess runner starts runs in a fresh, empty workspace
+    under `root`, removed when the task ends. `wrap(command, env, workspace)` may rewrite the
+    command (to start it inside a container image, `mlgate.pipelines.in_image`)."""
+    from kfp.local import subprocess_task_handler as handler
+
+    root.mkdir(parents=True, exist_ok=True)
+    original = handler.run_local_subprocess
+
+    def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        ws = Path(tempfile.mkdtemp(prefix="task-", dir=root))
+        (ws / "tmp").mkdir()
+        env = {
+            **os.environ,
+            **(env_vars or {}),
+            "MLGATE_WORKSPACE": str(ws),
+            "TMPDIR": str(ws / "tmp"),
+        }
+        try:
+            command = wrap(list(full_command), env, ws) if wrap else list(full_command)
+            return _launch(command, env, ws)
+        finally:
+            shutil.rmtree(ws, ignore_errors=True)
+
+    handler.run_local_subprocess = run
+    try:
+        yield
+    finally:
+        handler.run_local_subprocess = original
+
+
+def task_settings(settings: PlatformSettings) -> PlatformSettings:
+    """The settings tasks get: services at absolute locations, no workspace of their own.
+
+    On the embedded default the MLflow store and the GitOps remote live in the CLI's workspace;
+    tasks reach them there as pods reach the real services (the remote is seeded first, as the
+    CLI would seed it). Each task's workspace is its own (MLGATE_WORKSPACE)."""
+    repo = GitopsRepo.locate(settings)
+    if settings.gitops.remote is None and not Path(repo.remote).exists():
+        seed_bare(Path(repo.remote), branch=repo.branch)
+    return settings.model_copy(
+        update={
+            "workspace": None,
+            "mlflow": settings.mlflow.model_copy(
+                update={"tracking_uri": settings.mlflow_tracking_uri()}
+            ),
+            "gitops": settings.gitops.model_copy(update={"remote": repo.remote}),
+        }
+    )
+
+
 def _jsonable_output(value: Any) -> Any:
     uri = getattr(value, "uri", None)
     if uri is not None:
@@ -111,6 +199,7 @@ def run_local(
     *,
     arguments: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    wrap: TaskCommand | None = None,
 ) -> LocalRunResult:
     """Run pipeline `name` with the local runner; returns what ran and the pipeline outputs.
 
@@ -118,6 +207,33 @@ def run_local(
     A gate that says FAIL is not a crash: the pipeline routes around the image and promotion
     steps and still finishes SUCCESS, with the gate report as its output.
     """
+    pipeline = catalog.load(name)
+    args = {**workspace_data(pipeline, settings), **(arguments or {})}
+    return run_pipeline(pipeline, name, settings, arguments=args, progress=progress, wrap=wrap)
+
+
+def workspace_data(pipeline: Any, settings: PlatformSettings) -> dict[str, str]:
+    """On this machine the data source defaults to the workspace's world (`mlgate data
+    generate`, the demo's scenarios) when the pipeline takes a `data_source` and one exists:
+    the tasks cannot see this workspace, so it is handed to the data step explicitly."""
+    from mlgate.data.sources import world_dir
+
+    spec = getattr(pipeline, "component_spec", None)
+    takes = "data_source" in (getattr(spec, "inputs", None) or {})
+    world = world_dir(settings)
+    return {"data_source": str(world.resolve())} if takes and world.is_dir() else {}
+
+
+def run_pipeline(
+    pipeline: Any,
+    name: str,
+    settings: PlatformSettings,
+    *,
+    arguments: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    wrap: TaskCommand | None = None,
+) -> LocalRunResult:
+    """Run a pipeline function (`@dsl.pipeline`) with the local runner, tasks isolated."""
     from kfp import local
 
     ws = settings.ws()
@@ -126,22 +242,27 @@ def run_local(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     log_path = logs / f"{name}-{stamp}.log"
 
-    pipeline = catalog.load(name)
     started: dict[str, float] = {}
-    tasks: dict[str, TaskRecord] = {}
+    tasks: list[TaskRecord] = []  # in start order; a task of a loop appears once per iteration
     final = {"status": "FAILURE"}
 
     def on_line(line: str) -> None:
         if m := _START.search(line):
             task = m.group("task")
             started[task] = time.monotonic()
-            tasks[task] = TaskRecord(name=task, status="running", seconds=0.0)
+            tasks.append(TaskRecord(name=task, status="running", seconds=0.0))
             if progress:
                 progress(task, "running")
         elif m := _END.search(line):
             task, status = m.group("task"), m.group("status")
             secs = time.monotonic() - started.get(task, time.monotonic())
-            tasks[task] = TaskRecord(name=task, status=status, seconds=round(secs, 2))
+            record = next(
+                (t for t in reversed(tasks) if t.name == task and t.status == "running"), None
+            )
+            if record is None:
+                record = TaskRecord(name=task, status="running", seconds=0.0)
+                tasks.append(record)
+            record.status, record.seconds = status, round(secs, 2)
             if progress:
                 progress(task, status)
         elif m := _PIPE_END.search(line):
@@ -151,13 +272,10 @@ def run_local(
     # `--config` file given to the CLI would otherwise be lost on the way).
     settings_file = kfp_root / "settings.yaml"
     settings_file.write_text(
-        yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)), encoding="utf-8"
+        yaml.safe_dump(task_settings(settings).model_dump(mode="json", exclude_none=True)),
+        encoding="utf-8",
     )
-    env = {
-        "MLGATE_CONFIG": str(settings_file),
-        "MLGATE_WORKSPACE": str(ws.root),
-        catalog.ROOT_ENV: str(catalog.project_root()),
-    }
+    env = {"MLGATE_CONFIG": str(settings_file)}
     t0 = time.monotonic()
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -167,6 +285,7 @@ def run_local(
     with (
         open(log_path, "w", encoding="utf-8") as fh,
         _env(env),
+        isolated_tasks(ws.sub("kfp", "tasks"), wrap),
         contextlib.redirect_stdout(_LogTap(fh, on_line)),  # type: ignore[type-var]
         warnings.catch_warnings(),
     ):
@@ -178,7 +297,7 @@ def run_local(
     return LocalRunResult(
         pipeline=name,
         status=final["status"],
-        tasks=list(tasks.values()),
+        tasks=tasks,
         outputs={k: _jsonable_output(v) for k, v in outputs.items()},
         pipeline_root=str(kfp_root),
         log=str(log_path),

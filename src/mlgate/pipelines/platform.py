@@ -1,11 +1,12 @@
 """What the pipelines need from the cluster: the platform image, secrets and node placement.
 
 Every component runs in the platform image (mlgate and its pinned environment with kfp baked
-in, so components use `install_kfp_package=False` and work on an air-gapped cluster). Its
-reference is `MLGATE_PLATFORM_IMAGE` at compile time; the committed YAML carries the default,
-which points at the embedded default's loopback registry and is what `mlgate image build`
-pushes there. A production build recompiles with the production registry's digest-pinned
-reference.
+in, so components use `install_kfp_package=False` and work on an air-gapped cluster; the
+pipeline definitions, their compiled YAML, `config/` and `feature_repo/` ship inside it as
+package data). The committed compiled YAML pins the production reference by digest, written by
+`mlgate pipeline compile --image REPOSITORY@sha256:...` (the same reference the manifests pin);
+the components are declared with `platform_image()` (`MLGATE_PLATFORM_IMAGE`, default the
+embedded default's loopback tag), which only matters for a compile without a committed YAML.
 
 Secrets and node placement are applied in the pipeline definitions with `kfp.kubernetes`, so
 the compiled YAML's platform spec shows exactly which step sees which secret: only the steps
@@ -17,10 +18,12 @@ the git remote, branch and token. The local runner ignores all of this (and `bas
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from mlgate import __version__
 from mlgate.config import RegistrySettings
+from mlgate.errors import ConfigError
 
 IMAGE_ENV = "MLGATE_PLATFORM_IMAGE"
 # mlgate.packaging.build.build_platform_image pushes <registry>/mlgate-platform:<version>-<content hash>.
@@ -56,8 +59,26 @@ COMPUTE_POOL = "ml-compute"
 BUILD_POOL = "ml-build"  # image builds need a node that allows buildah (fuse / vfs)
 
 
+# An image reference as the OCI distribution spec writes it: [host[:port]/]path[:tag][@digest].
+_REFERENCE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def check_image_reference(image: str, *, pinned: bool = False) -> str:
+    """An image reference, checked: it lands in YAML that clusters run (no spaces, newlines or
+    YAML syntax can ride along), and a production reference must be pinned by digest."""
+    if not _REFERENCE.match(image):
+        raise ConfigError(f"{image!r} is not an image reference (REGISTRY/PATH[:TAG][@sha256:...])")
+    if pinned and not PINNED.search(image):
+        raise ConfigError(f"{image!r} is not pinned by digest (want REPOSITORY@sha256:<64 hex>)")
+    return image
+
+
 def platform_image() -> str:
-    return os.environ.get(IMAGE_ENV) or DEFAULT_PLATFORM_IMAGE
+    return check_image_reference(os.environ.get(IMAGE_ENV) or DEFAULT_PLATFORM_IMAGE)
 
 
 def with_mlflow(task: Any) -> Any:

@@ -38,7 +38,12 @@ def ensure_experiment(client: Any, settings: PlatformSettings, name: str) -> str
             client.restore_experiment(exp.experiment_id)
         return str(exp.experiment_id)
     location = None
-    if is_local_uri(settings.mlflow_tracking_uri()):
+    uri = settings.mlflow_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        # Beside the database, wherever it is: a pipeline task reaching the embedded default's
+        # store from its own workspace must not leave the artifacts in that workspace.
+        location = (Path(uri[len("sqlite:///") :]).parent / "artifacts" / name).as_uri()
+    elif is_local_uri(uri):
         location = (settings.ws().mlflow_dir / "artifacts" / name).as_uri()
     return str(client.create_experiment(name, artifact_location=location))
 
