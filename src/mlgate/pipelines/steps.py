@@ -237,17 +237,17 @@ def evaluate_model(
     card_path: str,
 ) -> StepOutput:
     """Score challenger and champion (git's stable version in `env`) on the same holdout and
-    take the drift windows, once, for every gate step (mlgate.gates.collect)."""
-    from mlgate.gates.collect import collect
+    take the drift windows, once, for every gate step (mlgate.gates.collect), at the cut-off
+    the environment serves (git), resolved by the same `gates.run.gather` as `mlgate gates
+    run`."""
+    from mlgate.gates.run import gather
     from mlgate.pipelines import evidence
 
     st = settings()
     mcfg = _model_cfg(model_config)
     pol = _policy(policy, mcfg.name)
     pol.for_env(env)  # unknown environment: bad input before any work
-    data = collect(
-        st, model=mcfg.name, challenger=model_version, champion=None, env=env, policy=pol
-    )
+    _pol, data = gather(st, model=mcfg.name, challenger=model_version, env=env, policy=pol)
     info = {
         "model": mcfg.name,
         "challenger": data.challenger,
@@ -279,25 +279,39 @@ def evaluate_model(
     )
 
 
-def run_gate(gate: str, policy: str, env: str, evidence_path: str, result_path: str) -> StepOutput:
-    """One gate on the evidence folder; the result JSON says whether the policy applies it."""
-    from mlgate.gates.evaluate import gate_functions, guarded
-    from mlgate.gates.policy import GATE_NAMES
+def _judging(policy: str, env: str, evidence_path: str) -> tuple[Any, dict[str, str], Any]:
+    """(the policy in `env` at the cut-off the evaluation resolved, why inputs are missing,
+    the evidence's meta): every gate task and the decision judge at the same cut-off."""
+    from mlgate.gates.run import at_recorded_cutoff
     from mlgate.pipelines import evidence
 
-    if gate not in GATE_NAMES:
-        raise BadInputError(f"unknown gate {gate!r} (known: {', '.join(GATE_NAMES)})")
     info = evidence.meta(evidence_path)
     eff = _policy(policy, info["model"]).for_env(env)
+    eff, why = at_recorded_cutoff(eff, info.get("info") or {}, info.get("why_missing") or {})
+    return eff, why, info
+
+
+def run_gate(gate: str, policy: str, env: str, evidence_path: str, result_path: str) -> StepOutput:
+    """One registered gate on the evidence folder (mlgate.gates.registry), at the cut-off the
+    evaluation resolved; the result JSON says whether the policy applies it in `env`."""
+    from mlgate.gates.evaluate import evaluate_gates, gate_inputs
+    from mlgate.gates.registry import spec
+    from mlgate.pipelines import evidence
+
+    spec(gate)  # an unknown gate is bad input naming the registered ones
+    eff, why, _info = _judging(policy, env, evidence_path)
+
+    def inputs() -> Any:
+        return gate_inputs(
+            evidence.holdout(evidence_path, gate),
+            evidence.drift(evidence_path),
+            eff,
+            why,
+            evidence.recent(evidence_path),
+        )
+
+    (result,) = evaluate_gates([gate], inputs, eff)
     applied = gate in eff.gates_for(env)
-    fns = gate_functions(
-        evidence.holdout(evidence_path, gate),
-        evidence.drift(evidence_path),
-        eff,
-        info.get("why_missing") or {},
-        evidence.recent(evidence_path),
-    )
-    result = guarded(gate, fns[gate])
     _write_json(result_path, {"applied": applied, "result": result.model_dump(mode="json")})
     metrics = _numbers(result.metrics)
     metrics["pass"] = float(result.status == "PASS")
@@ -313,52 +327,40 @@ def decide(
     report_html: str,
     report_dir: str,
 ) -> StepOutput:
-    """Add the gate steps up into one GateReport and write it (json, md, html).
+    """The gate tasks' results -> one GateReport by the one assembler
+    (`mlgate.gates.verdict.assemble`, as `gates run` and the canary analysis), written
+    (json, md, html) and stored by sha256. A gate the policy requires with no result is
+    INCONCLUSIVE.
 
     The pipeline proceeds only when every gate the policy applies in `env` says PASS (the
     report's `verdict`): automation proposes only what passed everything, also in a warn-only
     environment (a person can still promote with warnings by hand, `mlgate promote`).
     """
     from mlgate.gates.report import write_report
-    from mlgate.gates.result import GateReport, GateResult, GateStatus, worst
+    from mlgate.gates.result import GateResult, GateStatus
+    from mlgate.gates.run import default_report_dir
+    from mlgate.gates.verdict import assemble
+    from mlgate.gitops.report_store import put as store_report
     from mlgate.pipelines import evidence
 
-    info = evidence.meta(evidence_path)
-    pol = _policy(policy, info["model"])
-    eff = pol.for_env(env)
-    enforced = eff.enforced(env)
+    eff, _why, info = _judging(policy, env, evidence_path)
     results = []
     for path in result_paths:
         doc = json.loads(Path(path).read_text())
-        if not doc["applied"]:
-            continue
-        res = GateResult.model_validate(doc["result"])
-        res.blocking = bool(getattr(eff, res.name).blocking and enforced)
-        results.append(res)
-    if not results:
-        raise BadInputError(f"policy {pol.source_file}: no gate applies in {env!r}")
-    verdict = worst([r.status for r in results])
-    report = GateReport(
+        if doc["applied"]:
+            results.append(GateResult.model_validate(doc["result"]))
+    report = assemble(
         model=info["model"],
         challenger=model_version,
         champion=info.get("champion"),
         env=env,
-        overall=worst([r.status for r in results if r.blocking]),
-        verdict=verdict,
-        enforced=enforced,
-        warnings=[
-            f"{r.name}: {r.status.value}: {r.summary}" for r in results if r.status != "PASS"
-        ],
-        gates=results,
-        policy_file=pol.source_file,
-        policy=eff.model_dump(mode="json", exclude={"environments"}),
-        data=info.get("info") or {},
-        policy_sha256=pol.digest,
-        data_fingerprint=(info.get("info") or {}).get("data_fingerprint"),
+        policy=eff,
+        results=results,
+        data_info=info.get("info") or {},
     )
+    if not report.gates:
+        raise BadInputError(f"policy {eff.source_file}: no gate applies in {env!r}")
     st = settings()
-    from mlgate.gates.run import default_report_dir
-
     local_copy = default_report_dir(st, info["model"], model_version, env)
     paths = write_report(
         local_copy,
@@ -367,13 +369,12 @@ def decide(
         drift=evidence.drift(evidence_path),
         evidently=False,
     )
-    from mlgate.gitops.report_store import put as store_report
-
     store_report(st, local_copy, info.get("run_id"))  # where a promotion finds it by sha256
     shutil.copytree(local_copy, report_dir, dirs_exist_ok=True)
     _write_text(report_html, paths["report.html"].read_text(encoding="utf-8"))
+    verdict = report.verdict
     decision = "PASS" if verdict == GateStatus.PASS else verdict.value
-    metrics = {f"gate_{r.name}_pass": float(r.status == "PASS") for r in results}
+    metrics = {f"gate_{r.name}_pass": float(r.status == "PASS") for r in report.gates}
     metrics["all_pass"] = float(decision == "PASS")
     return StepOutput(
         value=decision,
@@ -444,145 +445,48 @@ def open_promotion(
 
 
 # --- monitoring --------------------------------------------------------------------------
-def monitoring_window(
-    model_config: str, policy: str, env: str, window_days: int, evidence_path: str
-) -> StepOutput:
-    """Evidence about the version running stable in `env` (per git), for the monitor gates.
-
-    - drift: the newest `window_days` days of applications against its exact training set;
-    - performance: the labels that matured after its training data ended (none yet ->
-      the performance gate is INCONCLUSIVE, which is the truth, not a pass);
-    - fairness: its decisions on the recent applications, by protected group.
-    """
-    import numpy as np
-
-    from mlgate.data.protected import load_protected, protected_groups
-    from mlgate.features.training_set import build_training_set as build
-    from mlgate.gates.collect import holdout_scores, recent_applications
-    from mlgate.gates.inputs import DriftData, HoldoutScores
-    from mlgate.gitops.status import stable_version
-    from mlgate.pipelines import evidence
-    from mlgate.training.registry import load_scorer, load_training_set, version_lineage
-
-    st = settings()
-    mcfg = _model_cfg(model_config)
-    eff = _policy(policy, mcfg.name).for_env(env)
-    version = stable_version(st, mcfg.name, env)
-    if version is None:
-        raise BadInputError(
-            f"git has no stable version of {mcfg.name} in {env}: nothing to monitor"
-        )
-    dataset = _dataset_cfg(mcfg, st)
-    scorer = load_scorer(st, mcfg.name, version)
-    protected = load_protected(dataset)
-
-    def groups(frame: Any) -> Any:
-        return protected_groups(dataset, frame, protected)
-
-    recent, window = recent_applications(st, dataset, int(window_days))
-    reference = load_training_set(st, mcfg.name, version)
-    drift = DriftData(
-        reference=reference,
-        current=recent,
-        numeric=list(dataset.numeric_features),
-        categorical=list(dataset.categorical_features),
-        reference_score=scorer.predict_pd(reference) if len(reference) else None,
-        current_score=scorer.predict_pd(recent) if len(recent) else None,
-    )
-    import pandas as pd
-
-    data_end = pd.Timestamp(version_lineage(st, mcfg.name, version).windows.data_end)
-    matured = build(st, dataset, approved_only=True, matured_only=True, start=data_end)
-    ts = pd.to_datetime(matured[dataset.event_timestamp], utc=True)
-    matured = matured[ts > data_end].reset_index(drop=True)
-    performance = (
-        holdout_scores(
-            matured, dataset, scorer.predict_pd(matured), None, groups(matured), eff, False
-        )
-        if len(matured)
-        else None
-    )
-    decisions = HoldoutScores(
-        y=np.full(len(recent), np.nan),
-        pd_challenger=scorer.predict_pd(recent) if len(recent) else np.array([]),
-        groups=groups(recent),
-    )
-    info = {
-        "model": mcfg.name,
-        "challenger": version,
-        "champion": None,
-        "env": env,
-        "info": {
-            "current_window": window,
-            "current_rows": len(recent),
-            "matured_since": str(data_end),
-            "matured_rows": len(matured),
-        },
-        "why_missing": {} if len(matured) else {"holdout": "no labels matured since training"},
-    }
-    evidence.save(
-        evidence_path,
-        holdout=performance,
-        drift=drift,
-        meta=info,
-        extra_holdouts={"fairness": decisions},
-    )
-    metrics = {"current_rows": float(len(recent)), "matured_rows": float(len(matured))}
-    return StepOutput(value=version, metrics=metrics, metadata={"model": mcfg.name, **info["info"]})
-
-
-def monitoring_summary(
+def monitor(
+    model_config: str,
+    policy: str,
     env: str,
     version: str,
+    window_days: int,
     webhook: str,
-    retrain_on_alert: bool,
-    result_paths: dict[str, str],
+    retrain_enabled: bool,
+    report_json: str,
     report_html: str,
 ) -> StepOutput:
-    """The monitor gates together; an alert to `webhook` unless every applied gate passed."""
-    from html import escape
+    """The scheduled monitor: `mlgate.gates.monitor_run.run_monitor`, the same function as
+    `mlgate monitor` (same checks, same alert payload on a FAIL). `retrain` is 'yes' only when
+    the monitor asks for it (a FAIL or the policy's max model age, never INCONCLUSIVE from
+    immature labels) and retraining is enabled."""
+    from mlgate.gates.monitor import monitor_html
+    from mlgate.gates.monitor_run import run_monitor
 
-    import requests
-
-    from mlgate.errors import ExternalServiceError
-    from mlgate.gates.result import GateResult, worst
-
-    results = []
-    for path in result_paths.values():
-        doc = json.loads(Path(path).read_text())
-        if doc["applied"]:
-            results.append(GateResult.model_validate(doc["result"]))
-    status = worst([r.status for r in results]).value if results else "INCONCLUSIVE"
-    rows = "".join(
-        f"<tr><td>{escape(r.name)}</td><td>{r.status.value}</td><td>{escape(r.summary)}</td></tr>"
-        for r in results
+    mcfg = _model_cfg(model_config)
+    report = run_monitor(
+        settings(),
+        model=mcfg.name,
+        env=env,
+        version=version or None,
+        window_days=int(window_days) or None,
+        webhook=webhook or None,
+        policy_file=resolve(policy) if policy else None,
     )
-    _write_text(
-        report_html,
-        f"<html><body><h2>Monitoring {escape(env)}: version {escape(version)}: {status}</h2>"
-        f"<table border=1><tr><th>gate</th><th>result</th><th>summary</th></tr>{rows}</table>",
+    _write_json(report_json, report.model_dump(mode="json"))
+    _write_text(report_html, monitor_html(report))
+    wanted = report.retrain is not None and report.retrain.retrain
+    metrics = {f"{c.name}_pass": float(c.status == "PASS") for c in report.checks}
+    metrics["alerted"] = float(bool(report.data.get("webhook_sent")))
+    return StepOutput(
+        value=report.overall.value,
+        metrics=metrics,
+        metadata={
+            "version": report.version,
+            "retrain": "yes" if wanted and retrain_enabled else "no",
+            "retrain_reason": report.retrain.reason if report.retrain else "",
+        },
     )
-    alerted = False
-    if status != "PASS" and webhook:
-        payload = {
-            "source": "mlgate-monitoring",
-            "env": env,
-            "version": version,
-            "status": status,
-            "gates": [
-                {"name": r.name, "status": r.status.value, "summary": r.summary} for r in results
-            ],
-        }
-        try:
-            resp = requests.post(webhook, json=payload, timeout=10)
-            resp.raise_for_status()
-        except requests.RequestException as exc:
-            raise ExternalServiceError(f"alert webhook {webhook}: {exc}") from exc
-        alerted = True
-    retrain = "yes" if (status != "PASS" and retrain_on_alert) else "no"
-    metrics = {f"{r.name}_pass": float(r.status == "PASS") for r in results}
-    metrics["alerted"] = float(alerted)
-    return StepOutput(value=status, metrics=metrics, metadata={"retrain": retrain})
 
 
 IN_CLUSTER_KFP = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"

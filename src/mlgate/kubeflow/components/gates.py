@@ -1,5 +1,6 @@
-"""Gate steps: one task per gate (each shows its own verdict and metrics in the Kubeflow UI),
-then one step that adds them up under the policy and writes the gate report."""
+"""Gate steps: one task per registered gate (a ParallelFor over `mlgate.gates.registry.names()`;
+each shows its own verdict and metrics in the Kubeflow UI), then one step that adds them up
+with the one assembler (`mlgate.gates.verdict.assemble`) and writes the gate report."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
@@ -32,17 +33,13 @@ def decide(
     env: str,
     model_version: str,
     gate_inputs: Input[Dataset],
-    performance: Input[Artifact],
-    calibration: Input[Artifact],
-    drift: Input[Artifact],
-    fairness: Input[Artifact],
-    pnl: Input[Artifact],
-    swap: Input[Artifact],
+    results: Input[list[Artifact]],
     report: Output[HTML],
     report_files: Output[Artifact],
     metrics: Output[Metrics],
 ) -> str:
-    """Add the gates up: PASS only if every gate the policy applies in `env` passed. Writes
+    """Add the gate tasks' results up (`results`: collected from the ParallelFor over the
+    registered gates): PASS only if every gate the policy applies in `env` passed. Writes
     the gate report: HTML to view here, and the folder (report.json/.md/.html) that the
     promotion PR carries. Returns PASS, FAIL or INCONCLUSIVE."""
     from mlgate.pipelines import steps
@@ -52,7 +49,7 @@ def decide(
         env,
         model_version,
         gate_inputs.path,
-        [performance.path, calibration.path, drift.path, fairness.path, pnl.path, swap.path],
+        [r.path for r in results],
         report.path,
         report_files.path,
     )

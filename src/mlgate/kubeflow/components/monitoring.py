@@ -1,64 +1,51 @@
-"""Monitoring steps: collect the evidence about the model running in an environment, then
-summarise the gates, alert, and say whether to retrain."""
+"""Monitoring steps: the one monitor (the same function as `mlgate monitor`), then, when it
+asks for it, the retrain."""
 
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Artifact, Metrics, Output
 
 from mlgate.pipelines.platform import platform_image
 
 
 @dsl.component(base_image=platform_image(), install_kfp_package=False)
-def monitoring_window(
+def monitor(
     model_config: str,
     policy: str,
     env: str,
+    version: str,
     window_days: int,
-    gate_inputs: Output[Dataset],
-    metrics: Output[Metrics],
-) -> str:
-    """The version git says runs stable in `env`, scored on recent applications (drift vs its
-    training set, fairness of its decisions) and on the labels that matured since its holdout
-    (performance). Returns the monitored version."""
-    from mlgate.pipelines import steps
-
-    out = steps.monitoring_window(model_config, policy, env, window_days, gate_inputs.path)
-    gate_inputs.metadata.update(out.metadata)
-    for key, value in out.metrics.items():
-        metrics.log_metric(key, value)
-    return out.value
-
-
-@dsl.component(base_image=platform_image(), install_kfp_package=False)
-def monitoring_summary(
-    env: str,
-    model_version: str,
     alert_webhook: str,
     retrain_on_alert: bool,
-    drift: Input[Artifact],
-    performance: Input[Artifact],
-    fairness: Input[Artifact],
+    monitor_report: Output[Artifact],
     report: Output[HTML],
     metrics: Output[Metrics],
-) -> NamedTuple("Outputs", [("status", str), ("retrain", str)]):  # noqa: F821
-    """Summarise the monitoring gates; POST an alert to `alert_webhook` (if set) unless all
-    pass; `retrain` is 'yes' when something is wrong and retraining is enabled."""
+) -> NamedTuple("Outputs", [("status", str), ("retrain", str)]):  # type: ignore[valid-type]  # noqa: F821 - kfp's output form
+    """The monitor `mlgate monitor` runs (mlgate.gates.monitor_run.run_monitor) on the version
+    git says runs stable in `env` (or `version`): drift, matured-label performance and
+    calibration, early delinquency, fairness; the same alert to `alert_webhook` on a FAIL.
+    `retrain` is 'yes' on a FAIL or past the policy's max model age (never on INCONCLUSIVE)
+    when `retrain_on_alert` is set."""
     from collections import namedtuple
 
     from mlgate.pipelines import steps
 
-    out = steps.monitoring_summary(
+    out = steps.monitor(
+        model_config,
+        policy,
         env,
-        model_version,
+        version,
+        window_days,
         alert_webhook,
         retrain_on_alert,
-        {"drift": drift.path, "performance": performance.path, "fairness": fairness.path},
+        monitor_report.path,
         report.path,
     )
+    monitor_report.metadata.update(out.metadata)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
-    return namedtuple("Outputs", ["status", "retrain"])(out.value, out.metadata["retrain"])
+    return namedtuple("Outputs", ["status", "retrain"])(out.value, out.metadata["retrain"])  # type: ignore[call-arg]
 
 
 @dsl.component(base_image=platform_image(), install_kfp_package=False)
