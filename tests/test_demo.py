@@ -98,7 +98,9 @@ def test_demo_git_says_what_runs_where(demo_run) -> None:
 
 def test_demo_manifests_validate(demo_run) -> None:
     ws, _ = demo_run
-    proc = _mlgate(ws, "manifests", "validate", "--json")
+    # the demo's own GitOps repository: seeded with the embedded default's values, no
+    # placeholder left (the project's tree is the template: `--template`)
+    proc = _mlgate(ws, "manifests", "validate", "--gitops", "--json")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 

@@ -190,10 +190,16 @@ def test_cli_promote_lists_every_reason_of_an_inconclusive_report(gitops_ws: Pat
 
 
 def test_cli_manifests_validate_json() -> None:
-    proc = _mlgate("manifests", "validate", "--json")
+    proc = _mlgate("manifests", "validate", "--template", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] is True and len(report["targets"]) >= 5
+    assert report["placeholders"]  # the project is the template: listed, not failed
+    # without --template the placeholders fail it (exit 1), each named by file and field
+    proc = _mlgate("manifests", "validate", "--json")
+    assert proc.returncode == 1
+    checks = {p["check"] for p in json.loads(proc.stdout)["problems"]}
+    assert checks == {"placeholder"}
 
 
 @pytest.mark.slow
