@@ -215,3 +215,18 @@ def check_scheduled_analysis_runs_only_where_a_canary_runs(settings) -> None:
     assert refs and all(wanted[var] == ref for var, ref in refs.items()), refs
     assert refs["GITHUB_TOKEN"] == (GIT_SECRET, "token")
     assert not env["GITHUB_TOKEN"]["valueFrom"]["secretKeyRef"].get("optional")  # fail closed
+
+
+def test_git_answers_an_https_remote_with_the_token_of_the_secret(monkeypatch) -> None:
+    """The CronJob pushes with GITHUB_TOKEN (Secret mlgate-git): git's own credential protocol
+    gets it from the environment, for https only, and no argument or URL carries it."""
+    from mlgate.gitops.repo import run_git
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_" + "t" * 36)
+    ask = "protocol=https\nhost=git.bank.example\npath=platform/mlgate.git\n\n"
+    got = run_git(["credential", "fill"], input=ask)
+    assert "username=x-access-token" in got and "password=ghs_" + "t" * 36 in got
+    plain = run_git(["credential", "fill"], input="protocol=http\nhost=h.example\n\n", check=False)
+    assert "ghs_" not in plain
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert "ghs_" not in run_git(["credential", "fill"], input=ask, check=False)
