@@ -431,7 +431,8 @@ def image_server(
         built = time.monotonic() - t0
         port = free_port()
         env = {"MLGATE_CUTOFF": "0.15", "MLSERVER_HTTP_PORT": str(port),
-               "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_HOST": "127.0.0.1"}  # fmt: skip
+               "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_HOST": "127.0.0.1",
+               "MLSERVER_METRICS_PORT": str(free_port())}  # fmt: skip
         with run_image(s, f"{rec.repository}@{rec.digest}", env=env):
             url = f"http://127.0.0.1:{port}"
             wait_ready(url, "credit_risk", None, 120)

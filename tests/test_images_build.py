@@ -162,6 +162,7 @@ def test_pushed_image_serves_read_only_as_non_root_matching_offline(pushed_image
         "MLGATE_CUTOFF": "0.2",
         "MLSERVER_HTTP_PORT": str(port),
         "MLSERVER_GRPC_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(free_port()),
         "MLSERVER_HOST": "127.0.0.1",
     }
     image = f"{rec['repository']}@{rec['digest']}"

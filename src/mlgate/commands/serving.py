@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
         settings = state(ctx).settings()
         with serving(settings, model, version, port=port, cutoff=cutoff) as srv:
             console.print(
-                f"serving {srv.model} v{srv.version} at {srv.url}/v2/models/{srv.model}/infer "
-                "(Ctrl-C stops)"
+                f"serving {srv.model} v{srv.version} at {srv.url}/v2/models/{srv.model}/infer, "
+                f"metrics at {srv.metrics_url} (Ctrl-C stops)"
             )
             try:
                 while True:

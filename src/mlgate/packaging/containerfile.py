@@ -30,6 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from mlgate.serving.metrics import METRICS_PATH, METRICS_PORT
+
 VENV = "/opt/mlgate/venv"
 UID = 10001
 PROJECT_DIR = "/opt/mlgate/project"
@@ -73,9 +75,11 @@ def render(spec: ContainerfileSpec) -> str:
     ]
     if spec.kind == "model-server":
         # Server settings as MLSERVER_* variables (what Seldon sets too): in-process inference,
-        # no separate metrics server. Ports stay MLServer's 8080/8081 unless the runner says so.
+        # the metrics server on its own port (Prometheus scrapes it; mlgate.serving.metrics).
+        # Ports stay MLServer's 8080/8081/8082 unless the runner says so.
         lines += [
-            'ENV MLSERVER_PARALLEL_WORKERS=0 MLSERVER_METRICS_ENDPOINT="" MLSERVER_DEBUG=false',
+            "ENV MLSERVER_PARALLEL_WORKERS=0 MLSERVER_DEBUG=false \\",
+            f"    MLSERVER_METRICS_PORT={METRICS_PORT} MLSERVER_METRICS_ENDPOINT={METRICS_PATH}",
             "COPY model /opt/mlgate/model",
             "COPY mlserver /opt/mlgate/mlserver",
         ]
@@ -88,7 +92,7 @@ def render(spec: ContainerfileSpec) -> str:
     lines += [f"USER {UID}:{UID}", "WORKDIR /tmp", 'VOLUME ["/tmp"]']
     if spec.kind == "model-server":
         lines += [
-            "EXPOSE 8080 8081",
+            f"EXPOSE 8080 8081 {METRICS_PORT}",
             # MLServer's CLI through mlgate's launcher, which caps request bodies (413)
             f'ENTRYPOINT ["{VENV}/bin/python", "-m", "mlgate.serving.launch", "start", '
             '"/opt/mlgate/mlserver"]',

@@ -29,13 +29,18 @@ shapes, types, finiteness, the dataset config's ranges, the missing share and un
 categories, per row. A row that breaks it is never scored: the request answers 400 naming the
 row and field, or (with `MLGATE_SERVING_ON_INVALID=refer`) the row is answered `refer`. A
 fifth output, `refer_reason`, says why a row was referred ("" otherwise).
+
+Each request is counted in the Prometheus metrics MLServer's metrics server serves
+(`mlgate.serving.metrics`): decisions, PDs, reason codes, refusals and time, per model version.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -58,6 +63,7 @@ from mlgate.serving.contract import (
     feature_rules,
     read_inputs,
 )
+from mlgate.serving.metrics import ModelMetrics, Refusal
 from mlgate.training.fastpath import LinearFastPath
 from mlgate.training.pyfunc import decide
 
@@ -69,8 +75,11 @@ __all__ = ["CUTOFF_ENV", "KEY", "CreditRiskRuntime", "decide", "read_cutoff"]
 
 
 class BadRequest(MLServerError):
-    def __init__(self, msg: str, status_code: int = 400) -> None:
+    """A request refused as bad input (4xx); `reason` is how the metrics count it."""
+
+    def __init__(self, msg: str, status_code: int = 400, reason: Refusal | None = None) -> None:
         super().__init__(msg, status_code=status_code)
+        self.reason: Refusal = reason or ("too_large" if status_code == 413 else "bad_request")
 
 
 def read_cutoff(environ: dict[str, str] | None = None) -> float:
@@ -132,7 +141,14 @@ class CreditRiskRuntime(MLModel):
         self._fast: LinearFastPath | None = LinearFastPath.from_model(self._model.pd_model)
         self._feast: Any = None  # (settings, FeatureStore), opened on the first lookup
         self._warm_feast()
+        self.__dict__.pop("_metrics", None)  # a reload counts under the version it loaded
+        _ = self._metrics  # every outcome's series exists from load on
         return True
+
+    @functools.cached_property
+    def _metrics(self) -> ModelMetrics:
+        """This version's Prometheus metrics (made at load, or on first use)."""
+        return ModelMetrics(self.name, self._model_version)
 
     def _warm_feast(self) -> None:
         """Open the online store at load so the first keyed request is not the slow one.
@@ -210,7 +226,10 @@ class CreditRiskRuntime(MLModel):
             bad = [i for i in checked.issues if i is not None and i.kind == "invalid"]
             if bad:
                 more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-                raise BadRequest("invalid input: " + "; ".join(i.text() for i in bad[:3]) + more)
+                raise BadRequest(
+                    "invalid input: " + "; ".join(i.text() for i in bad[:3]) + more,
+                    reason="invalid_row",
+                )
         return checked
 
     def _score(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, list]:
@@ -225,11 +244,30 @@ class CreditRiskRuntime(MLModel):
         return pd_values, self._model.reason_codes(x, top_k=self._top_k)
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        started = time.perf_counter()
+        try:
+            response, decisions, pds, codes = self._answer(payload)
+        except BadRequest as exc:
+            self._metrics.refused(
+                exc.reason, _declared_rows(payload), time.perf_counter() - started
+            )
+            raise
+        except Exception:
+            self._metrics.failed(time.perf_counter() - started)
+            raise
+        self._metrics.answered(decisions, pds, codes, time.perf_counter() - started)
+        return response
+
+    def _answer(
+        self, payload: InferenceRequest
+    ) -> tuple[InferenceResponse, list[str], list[float], list[str]]:
+        """The response, and what the metrics count: decisions, scored PDs, reason codes."""
         checked = self._check(self._columns(payload))
         n = checked.n
         ok = [i for i, issue in enumerate(checked.issues) if issue is None]
         pd_out = [math.nan] * n  # no score: null on REST (orjson), NaN on gRPC
         reasons = ["[]"] * n
+        given: list[str] = []
         refer = [issue.text() if issue is not None else "" for issue in checked.issues]
         if ok:
             cols = checked.columns
@@ -242,21 +280,31 @@ class CreditRiskRuntime(MLModel):
                 if math.isfinite(p) and 0.0 <= p <= 1.0:
                     pd_out[i] = p
                     reasons[i] = json.dumps([rc.model_dump(mode="json") for rc in codes[j]])
+                    given += [rc.code for rc in codes[j]]
                 else:  # never approve on a PD that is not a probability
                     refer[i] = f"row {i}: the model returned a PD that is not finite ({p!r})"
+        decisions = decide(pd_out, self._cutoff)
         outputs = [
             ResponseOutput(name="pd", datatype="FP64", shape=[n, 1], data=pd_out),
-            _bytes_output("decision", decide(pd_out, self._cutoff)),
+            _bytes_output("decision", decisions),
             _bytes_output("reason_codes", reasons),
             _bytes_output("model_version", [self._model_version] * n),
             _bytes_output("refer_reason", refer),
         ]
-        return InferenceResponse(
+        response = InferenceResponse(
             id=payload.id,
             model_name=self.name,
             model_version=self._model_version or None,
             outputs=outputs,
         )
+        return response, decisions, [p for p in pd_out if not math.isnan(p)], given
+
+
+def _declared_rows(payload: InferenceRequest) -> int:
+    """The rows a refused request carried, as its first input's shape declares (at least 1)."""
+    shape = payload.inputs[0].shape if payload.inputs else []
+    rows = shape[0] if shape else 1
+    return rows if isinstance(rows, int) and rows > 0 else 1
 
 
 def _bytes_output(name: str, values: list[str]) -> ResponseOutput:

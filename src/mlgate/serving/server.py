@@ -6,8 +6,9 @@ in where the files live. The model settings carry the dataset config's value ran
 contract checks (`serving_ranges` reads them from the version's training run), and MLServer is
 started through `mlgate.serving.launch`, which caps request bodies (HTTP 413). MLServer runs in-process (`parallel_workers: 0`): measured faster for
 single-row scoring than its worker pool on 2 cores, and one process is what a pod should run.
-The metrics server is off (the platform scrapes Seldon's), the gRPC port is set explicitly so
-several servers can share a machine.
+MLServer's metrics server is on, on its own loopback port (`ServerInfo.metrics_url`), serving
+the runtime's metrics (`mlgate.serving.metrics`) as the pod serves them to Prometheus; the gRPC
+and metrics ports are set explicitly so several servers can share a machine.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mlgate.config import PlatformSettings, parse_model
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError, ConfigError, ExternalServiceError
 from mlgate.packaging.model_artifact import export_model, lineage, resolve_version
+from mlgate.serving.metrics import METRICS_PATH
 from mlgate.serving.runtime import CUTOFF_ENV, RANGES_KEY
 
 RUNTIME = "mlgate.serving.runtime.CreditRiskRuntime"
@@ -39,6 +41,7 @@ class ServerInfo(BaseModel):
     model: str
     version: str
     url: str
+    metrics_url: str  # MLServer's metrics server: the Prometheus scrape endpoint
     pid: int
     repository: str
 
@@ -103,14 +106,17 @@ def serving_ranges(settings: PlatformSettings, model: str, version: str) -> dict
     return {col: rng.model_dump() for col, rng in cfg.validation.ranges.items() if col in features}
 
 
-def server_settings(http_port: int, grpc_port: int, host: str = "127.0.0.1") -> dict[str, Any]:
-    """In-process inference (no worker pool), no metrics server, explicit ports."""
+def server_settings(
+    http_port: int, grpc_port: int, metrics_port: int, host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """In-process inference (no worker pool), the metrics server on, explicit ports."""
     return {
         "host": host,
         "http_port": http_port,
         "grpc_port": grpc_port,
         "parallel_workers": 0,
-        "metrics_endpoint": None,
+        "metrics_port": metrics_port,
+        "metrics_endpoint": METRICS_PATH,
         "debug": False,
     }
 
@@ -173,13 +179,14 @@ def serving(
         settings, model, number, ws.sub("serving", "artifacts") / f"{model}-{number}"
     )
     http_port = port or free_port()
+    metrics_port = free_port()
     repo = model_repository(
         ws.sub("serving", f"{model}-{number}-{http_port}"),
         model=model,
         version=number,
         model_uri=str(artifact),
         ranges=serving_ranges(settings, model, number),
-        server=server_settings(http_port, free_port()),
+        server=server_settings(http_port, free_port(), metrics_port),
         implementation=implementation,
     )
     environ = {**os.environ, **(env or {})}
@@ -203,7 +210,14 @@ def serving(
                 (repo / "mlserver.log").read_text(errors="replace")[-1500:] if not log_path else ""
             )
             raise ExternalServiceError(f"{exc}\n{tail}") from exc
-        yield ServerInfo(model=model, version=number, url=url, pid=proc.pid, repository=str(repo))
+        yield ServerInfo(
+            model=model,
+            version=number,
+            url=url,
+            metrics_url=f"http://127.0.0.1:{metrics_port}{METRICS_PATH}",
+            pid=proc.pid,
+            repository=str(repo),
+        )
     finally:
         stop(proc)
         log.close()

@@ -61,6 +61,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         CUTOFF_ENV: cutoff,
         "MLSERVER_HTTP_PORT": str(port),
         "MLSERVER_GRPC_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(free_port()),
         "MLSERVER_HOST": "127.0.0.1",
     }
     with run_image(settings, f"{rec.repository}@{rec.digest}", env=env):
