@@ -10,6 +10,7 @@ line as it streams, with the read token (mlgate.serving.logsink.read_token_from_
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,6 +71,39 @@ def request_frame(events: Iterable[LogEvent]) -> pd.DataFrame:
             columns=["inputs_sent", "served_by", "predictor", "request_time", "request_id"]
         )
     return pd.concat(frames, ignore_index=True)
+
+
+LOGGED_OUTPUTS = ("pd", "decision", "reason_codes", "refer_reason")
+
+
+def logged_decision(request: LogEvent, response: LogEvent) -> pd.DataFrame:
+    """One logged request with what the runtime answered: `request_frame`'s columns plus
+    `logged_pd` (NaN for a referred row), `logged_decision`, `logged_reason_codes` (a list of
+    dicts per row) and `logged_refer_reason`, the audit's view of a decision (`mlgate audit
+    explain`). Bad input, naming the request, when the response does not answer every row."""
+    rows = request_frame([request, response])
+    outs = {str(o.get("name")): o for o in response.body.get("outputs") or []}
+    for name in LOGGED_OUTPUTS:
+        data = list(np.ravel(np.asarray((outs.get(name) or {}).get("data", []), dtype=object)))
+        if name == "refer_reason" and not data:
+            data = [""] * len(rows)
+        if len(data) != len(rows):
+            raise BadInputError(
+                f"request {request.request_id}: the logged response has {len(data)} "
+                f"{name!r} value(s) for {len(rows)} row(s)"
+            )
+        if name == "pd":
+            rows["logged_pd"] = [np.nan if v is None else float(v) for v in data]
+        elif name == "reason_codes":
+            try:
+                rows["logged_reason_codes"] = [json.loads(v) if v else [] for v in data]
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise BadInputError(
+                    f"request {request.request_id}: logged reason_codes are not JSON: {exc}"
+                ) from None
+        else:
+            rows[f"logged_{name}"] = [str(v) for v in data]
+    return rows
 
 
 def fetch_requests(
