@@ -299,11 +299,11 @@ def test_a_real_servers_scrape_has_every_queried_metric_and_the_rules_fire_on_it
         pytest.skip("promtool is not installed (Debian package prometheus; make debs)")
     w = serving_env
     rows = w.offline[w.features].reset_index(drop=True)
-    pds = np.sort(load_scorer(w.settings, w.model, w.version).predict_pd(rows))
+    offline = np.asarray(load_scorer(w.settings, w.model, w.version).predict_pd(rows))
+    pds = np.sort(offline)
     half = len(pds) // 2
     cutoff = float((pds[half - 1] + pds[half]) / 2)  # half the applications approve
-    risky = rows.iloc[[int(np.argmax(load_scorer(w.settings, w.model, w.version)
-                                     .predict_pd(rows)))] * 3]  # fmt: skip
+    risky = rows.iloc[[int(np.argmax(offline))] * 3]
     assert pds[-1] > 1.3 * pds.mean()  # the riskiest applicant moves the PD distribution
     with serving(w.settings, w.model, "challenger", cutoff=cutoff) as srv:
         # an ordinary day: each application alone, then all of them in one request
