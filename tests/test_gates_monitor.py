@@ -20,10 +20,9 @@ from mlgate.gates.monitor import (
     alert_payload,
     early_delinquency_gate,
     monitor_checks,
-    send_webhook,
     summarize,
 )
-from mlgate.gates.monitor_run import run_monitor
+from mlgate.gates.monitor_run import run_monitor, send_webhook
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.result import GateResult, GateStatus
 

@@ -299,17 +299,3 @@ def monitor_html(report: MonitorReport) -> str:
         f"<table border=1><tr><th>check</th><th>result</th><th>summary</th></tr>{rows}</table>"
         "</body></html>"
     )
-
-
-def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
-    """POST the alert; a webhook that does not answer 2xx is an ExternalServiceError."""
-    import requests
-
-    from mlgate.errors import ExternalServiceError
-
-    try:
-        resp = requests.post(url, json=alert.model_dump(mode="json"), timeout=timeout)
-    except requests.RequestException as exc:
-        raise ExternalServiceError(f"webhook {url}: {exc}") from None
-    if resp.status_code >= 300:
-        raise ExternalServiceError(f"webhook {url}: HTTP {resp.status_code} {resp.text[:200]}")

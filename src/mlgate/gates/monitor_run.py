@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import requests
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import BadInputError
+from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.gates.collect import (
     _protected,
     holdout_scores,
@@ -27,11 +28,11 @@ from mlgate.gates.collect import (
 )
 from mlgate.gates.inputs import DriftData
 from mlgate.gates.monitor import (
+    Alert,
     MonitorReport,
     alert_payload,
     expected_from_holdout,
     monitor_checks,
-    send_webhook,
     summarize,
 )
 from mlgate.gates.policy import load_policy, policy_path_for
@@ -152,3 +153,13 @@ def version_created(settings: PlatformSettings, model: str, version: str) -> dat
 
     stamp = resolve_version(connect(settings), model, version).creation_timestamp
     return datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None
+
+
+def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
+    """POST the alert; a webhook that does not answer 2xx is an ExternalServiceError."""
+    try:
+        resp = requests.post(url, json=alert.model_dump(mode="json"), timeout=timeout)
+    except requests.RequestException as exc:
+        raise ExternalServiceError(f"webhook {url}: {exc}") from None
+    if resp.status_code >= 300:
+        raise ExternalServiceError(f"webhook {url}: HTTP {resp.status_code} {resp.text[:200]}")

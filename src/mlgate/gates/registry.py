@@ -8,18 +8,20 @@ tasks run (`run_gate`, a KFP ParallelFor over `names()`), the blocking rule the 
 assembled with (`mlgate.gates.verdict`) and so every report row. Adding a gate is one new
 module (plus its policy section): no list elsewhere names the gates.
 
-Gate modules are found by importing every module of the package (`_discover`), so a gate
-module must import without side effects beyond registering itself.
+Gate modules are the package's modules that register a gate (`_discover` imports those), so a
+gate module must import without side effects beyond registering itself.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlgate.errors import BadInputError
@@ -146,14 +148,21 @@ def registered(spec: GateSpec) -> Iterator[GateSpec]:
 
 
 def _discover() -> None:
-    """Import every module of mlgate.gates once: each gate module registers itself."""
+    """Import the gate modules of mlgate.gates once: each registers itself on import. A gate
+    module is one whose source registers a gate (`@gate(`); the package's other modules (the
+    I/O shell `collect`/`run`/`monitor_run`, reports) are not imported for it, so the pure
+    gates layer never pulls in MLflow, Feast or git."""
     global _discovered
     if _discovered:
         return
     import mlgate.gates as package
 
     for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "registry":
+        found = importlib.util.find_spec(f"{package.__name__}.{info.name}")
+        origin = found.origin if found is not None else None
+        if info.name == "registry" or origin is None or not origin.endswith(".py"):
+            continue
+        if "\n@gate(" in Path(origin).read_text(encoding="utf-8"):
             importlib.import_module(f"{package.__name__}.{info.name}")
     _discovered = True
 
