@@ -396,6 +396,16 @@ class _Cluster:
     def labels_of(self, ns: str) -> dict[str, str]:
         return self.ns_labels.get(ns) or {NS_NAME_LABEL: ns}
 
+    def __post_init__(self) -> None:
+        # A policy selects pods of its own namespace only: indexed so that many overlays
+        # cost linear time, not overlays x policies.
+        self.by_ns: dict[str, list[Policy]] = defaultdict(list)
+        for p in self.policies:
+            self.by_ns[p.namespace].append(p)
+        self.pods_by_ns: dict[str, list[Pod]] = defaultdict(list)
+        for pod in self.pods:
+            self.pods_by_ns[pod.namespace].append(pod)
+
 
 def _cluster_service(host: str, caller_ns: str, known_ns: set[str]) -> tuple[str, str] | None:
     """(service, namespace) when `host` names a cluster Service, else None (outside)."""
@@ -442,7 +452,7 @@ def check_reachability(targets: dict[str, list[dict[str, Any]]]) -> list[Unreach
                     None, None, ep.port, external=True, ip=ep.host if _is_ip(ep.host) else None
                 )
                 ok, names = _admitting(
-                    cl.policies, "Egress", pod.namespace, pod.labels, dest, ns_labels
+                    cl.by_ns[pod.namespace], "Egress", pod.namespace, pod.labels, dest, ns_labels
                 )
                 if not ok:
                     problem(
@@ -456,7 +466,7 @@ def check_reachability(targets: dict[str, list[dict[str, Any]]]) -> list[Unreach
             if service is None:
                 dest = Dest(ns, None, ep.port)
                 ok, names = _admitting(
-                    cl.policies, "Egress", pod.namespace, pod.labels, dest, ns_labels
+                    cl.by_ns[pod.namespace], "Egress", pod.namespace, pod.labels, dest, ns_labels
                 )
                 if not ok:
                     problem(
@@ -476,7 +486,9 @@ def _dns_ok(cl: _Cluster, pod: Pod, ns_labels: dict[str, dict[str, str]], proble
     missing = []
     for proto in ("UDP", "TCP"):
         dest = Dest(DNS_NAMESPACE, DNS_POD_LABELS, 53, protocol=proto)
-        ok, names = _admitting(cl.policies, "Egress", pod.namespace, pod.labels, dest, labels)
+        ok, names = _admitting(
+            cl.by_ns[pod.namespace], "Egress", pod.namespace, pod.labels, dest, labels
+        )
         if not ok:
             missing.append((proto, names))
     if missing:
@@ -509,8 +521,8 @@ def _check_service(
     selector = spec.get("selector") or {}
     callees = [
         p
-        for p in cl.pods
-        if p.namespace == ns and selector and selector_matches({"matchLabels": selector}, p.labels)
+        for p in cl.pods_by_ns[ns]
+        if selector and selector_matches({"matchLabels": selector}, p.labels)
     ]
     if not callees:
         problem("service", f"{sname} selects no pod in the rendered manifests ({selector})")
@@ -527,7 +539,9 @@ def _check_service(
                 continue
             number = callee.ports[pname]
         dest = Dest(ns, callee.labels, number, port_name=pname)
-        ok, names = _admitting(cl.policies, "Egress", pod.namespace, pod.labels, dest, ns_labels)
+        ok, names = _admitting(
+            cl.by_ns[pod.namespace], "Egress", pod.namespace, pod.labels, dest, ns_labels
+        )
         if not ok:
             problem(
                 "egress",
@@ -535,7 +549,7 @@ def _check_service(
                 f"NetworkPolicies selecting it ({', '.join(names)})",
             )
         src = Dest(pod.namespace, pod.labels, number, port_name=pname)
-        ok, names = _admitting(cl.policies, "Ingress", ns, callee.labels, src, ns_labels)
+        ok, names = _admitting(cl.by_ns[ns], "Ingress", ns, callee.labels, src, ns_labels)
         if not ok:
             problem(
                 "ingress",
