@@ -117,6 +117,13 @@ def seed_bare(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def seed_embedded(settings: PlatformSettings, bare: Path, branch: str) -> None:
+    """The embedded default's remote, made once: seeded from this project with its own values
+    (`platform_values.loopback_values`), so it holds no placeholder. Every path that may be the
+    first to need the remote (the CLI, the local pipeline runner) seeds it here."""
+    seed_bare(bare, branch=branch, values=loopback_values(settings, bare))
+
+
 @dataclass(frozen=True)
 class GitopsRepo:
     """The remote (URL or path), its main branch, and the working clone the tools commit in."""
@@ -136,8 +143,7 @@ class GitopsRepo:
         """Locate, seeding the embedded default on first use, and make the working clone."""
         repo = cls.locate(settings)
         if settings.gitops.remote is None and not Path(repo.remote).exists():
-            bare = Path(repo.remote)
-            seed_bare(bare, branch=repo.branch, values=loopback_values(settings, bare))
+            seed_embedded(settings, Path(repo.remote), repo.branch)
         if not (repo.work / ".git").exists():
             staging = repo.work.with_name(repo.work.name + ".tmp")
             shutil.rmtree(staging, ignore_errors=True)
