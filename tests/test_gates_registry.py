@@ -184,3 +184,29 @@ def test_cli_pipeline_and_canary_judges_use_the_one_assembler(tmp_path: Path) ->
     assert canary.kind == "canary-analysis" and canary.policy_sha256 == pol.digest
     assert [g.name for g in canary.gates] == list(CANARY_CHECKS)
     assert all(g.blocking for g in canary.gates) and canary.overall == GateStatus.INCONCLUSIVE
+
+
+def test_an_unread_served_cutoff_leaves_the_cutoff_gates_inconclusive(tmp_path: Path) -> None:
+    """Git that cannot say the served cut-off: the gates that decide at it are INCONCLUSIVE
+    (never judged at the policy's fallback value); the others still judge. Evidence that
+    carries no resolved cut-off is treated the same in the pipeline's gate tasks."""
+    pol, _ = _policy(tmp_path)
+    why = {"cutoff": "served cut-off unreadable: the GitOps remote is unreachable"}
+    report = run_gates(
+        model="m", challenger="2", champion="1", env="prod", policy=pol,
+        holdout=holdout("weak", "weak"), drift=drift_data(), why_missing=why,
+    )  # fmt: skip
+    for name in ("fairness", "pnl", "swap"):
+        assert report.gate(name).status == GateStatus.INCONCLUSIVE
+        assert report.gate(name).summary == why["cutoff"]
+    assert report.gate("performance").status == GateStatus.PASS
+    assert report.overall == GateStatus.INCONCLUSIVE
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("cutoff: {method: overlay}\n")
+    ev = tmp_path / "ev"
+    meta = {"model": "credit_risk", "challenger": "2", "champion": "1", "why_missing": {}}
+    evidence.save(ev, holdout=holdout("weak", "weak"), drift=drift_data(), meta=meta)
+    out = steps.run_gate("pnl", str(overlay), "prod", str(ev), str(tmp_path / "pnl.json"))
+    result = json.loads((tmp_path / "pnl.json").read_text())["result"]
+    assert out.value == "INCONCLUSIVE"
+    assert result["summary"] == "the evidence carries no resolved served cut-off"
