@@ -61,6 +61,16 @@ class MainCommit(BaseModel):
         return any(p.startswith(folder) for p in self.paths)
 
     @property
+    def model_paths(self) -> list[str]:
+        """Changed files inside a model's folder (`manifests/models/<model>/...`): its overlays
+        and quarantine list, what decides what runs."""
+        return [
+            p
+            for p in self.paths
+            if len(parts := p.split("/")) >= 4 and "/".join(parts[:3]) == model_dir(parts[2])
+        ]
+
+    @property
     def overlays(self) -> set[tuple[str, str]]:
         """(model, env) of every environment overlay the commit changed."""
         out = set()
@@ -135,8 +145,9 @@ class Mainline:
         for rec in text.split("\x1e"):
             if not rec.strip("\x00\n"):
                 continue
-            sha, _, rest = rec.partition("\n")
-            out[sha.strip()] = tuple(p for p in rest.strip("\x00\n").split("\x00") if p.strip())
+            # "<sha>\0\n<path>\0<path>\0...": names are NUL-terminated, never unquoted
+            tokens = [t.strip("\n") for t in rec.split("\x00")]
+            out[tokens[0]] = tuple(t for t in tokens[1:] if t)
         return out
 
     @cached_property

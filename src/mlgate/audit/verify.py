@@ -14,7 +14,8 @@ Adding a check (see docs/audit.md): put a module in `mlgate/audit/checks/` with
         return [ctx.gap("my-check", "what is wrong")] if ... else []
 
 `scope="commit"` (default) runs the check once per change on main (every first-parent commit
-that carries mlgate trailers, fails to parse, or touches `manifests/models/`); `scope="audit"`
+that carries mlgate trailers, fails to parse, or changes a file of a model's folder
+`manifests/models/<model>/`); `scope="audit"`
 runs it once per verify with an `AuditContext` (e.g. something about the state main is in now,
 or about every model). `registered_checks` imports every module of `mlgate.audit.checks`, so a
 check is registered by existing; nothing lists them.
@@ -61,11 +62,18 @@ class AuditContext:
     settings: PlatformSettings
     mainline: Mainline
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Answers checks share within one run (e.g. ("image", ref) -> found), so a version named by
+    # ten commits is looked up once; never kept across runs.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     @cached_property
     def mlflow(self) -> Any:
         """The MLflow client of the platform settings (tracking + registry)."""
         return connect(self.settings)
+
+    def gap(self, check: str, message: str, **about: Any) -> Gap:
+        """A gap about main as a whole (or the model/env/version given in `about`)."""
+        return Gap(check=check, message=message, **about)
 
     @property
     def changes(self) -> list[MainCommit]:
@@ -73,11 +81,8 @@ class AuditContext:
         return [
             c
             for c in self.mainline.commits
-            if c.trailers is not None or c.trailer_error or c.touches("manifests/models")
+            if c.trailers is not None or c.trailer_error or c.model_paths
         ]
-
-    def gap(self, check: str, message: str, **about: Any) -> Gap:
-        return Gap(check=check, message=message, **about)
 
 
 @dataclass(frozen=True)
@@ -99,18 +104,23 @@ class CommitContext:
     def trailers(self) -> Trailers | None:
         return self.commit.trailers
 
-    def gap(self, check: str, message: str, problems: list[str] | None = None) -> Gap:
-        """A gap about this commit, naming its model, environment and version."""
+    def gap(self, check: str, message: str, problems: list[str] | None = None, **about: Any) -> Gap:
+        """A gap about this commit, naming its model, environment and version (from its
+        trailers, or `about` for a commit without them)."""
         t = self.commit.trailers
+        fields: dict[str, Any] = {
+            "model": t.model if t else None,
+            "env": t.environment if t else None,
+            "version": t.model_version if t else None,
+        }
+        fields.update(about)
         return Gap(
             check=check,
             message=message,
             commit=self.commit.sha,
             subject=self.commit.subject,
-            model=t.model if t else None,
-            env=t.environment if t else None,
-            version=t.model_version if t else None,
             problems=problems or [],
+            **fields,
         )
 
 

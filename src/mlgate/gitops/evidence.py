@@ -9,6 +9,7 @@ never trusted (`verify_evidence`): promote, canary promote and `pr merge` all ca
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,8 +121,11 @@ def verify_evidence(
     override: bool = False,
     policies_dir: Path | None = None,
     canary: CanaryClaim | None = None,
+    champion: Callable[[], str | None] | None = None,
 ) -> GateReport:
-    """The one check of a gate report, for `promote`, `canary promote`, `pr merge` and CI.
+    """The one check of a gate report, for `promote`, `canary promote`, `pr merge`, CI and
+    `audit` (which passes `champion` and `canary` as they were when the change was merged,
+    instead of what git runs now).
 
     Fetches the report named by `sha` from the store (`report_store.get`: its bytes must hash to
     `sha`), checks it is about this model, version (canonical) and environment, then verifies it
@@ -131,7 +135,9 @@ def verify_evidence(
     are checked: the report travels with the change, it does not need to pass.
     """
     try:
-        return _verify(settings, sha, model, version, env, kind, override, policies_dir, canary)
+        return _verify(
+            settings, sha, model, version, env, kind, override, policies_dir, canary, champion
+        )
     except GateFailed as exc:  # one exception for every refusal of the promotion rules
         if isinstance(exc, Refused):
             raise
@@ -148,6 +154,7 @@ def _verify(
     override: bool,
     policies_dir: Path | None,
     canary: CanaryClaim | None,
+    champion: Callable[[], str | None] | None,
 ) -> GateReport:
     lineage = mlflow_lineage(settings, model, version)  # unknown version: exit 2
     fetched = report_store.get(settings, sha, lineage.run_id)
@@ -173,7 +180,9 @@ def _verify(
             kind=kind,
             data_fingerprint=lineage.data_fingerprint,
             canary=canary,
-            champion=running_champion(settings, model, env) if kind == "promotion" else None,
+            champion=(champion or (lambda: running_champion(settings, model, env)))()
+            if kind == "promotion"
+            else None,
         )
         verify_report(rep, claim, policy, fetched.where)
     return _summary(rep, sha, fetched.where, fetched.markdown)

@@ -137,18 +137,21 @@ def canary_started(settings: PlatformSettings, model: str, env: str, version: st
     return start.time if start is not None else None
 
 
-def canary_start(settings: PlatformSettings, model: str, env: str, version: str) -> Change | None:
+def canary_start(
+    settings: PlatformSettings, model: str, env: str, version: str, rev: str | None = None
+) -> Change | None:
     """The commit with which `version` entered `env` on main: the oldest of the newest run of
     commits on the env's overlay that carry its Model-Version trailer (its promotion as canary,
     then its weight steps). None when git has no such commit. A canary analysis records it, and
-    `canary promote` accepts only an analysis of the canary that started there."""
+    `canary promote` accepts only an analysis of the canary that started there. `rev`: as of
+    that commit of main instead of its tip (the audit)."""
     from mlgate.gitops.history import log
 
     view = _view(settings)
     if view is None:
         return None
     started = None
-    for change in log(view.git_dir, view.cwd, view.ref, [overlay_dir(model, env)]):
+    for change in log(view.git_dir, view.cwd, rev or view.ref, [overlay_dir(model, env)]):
         if change.lineage is None or change.lineage.model_version != version:
             break
         started = change

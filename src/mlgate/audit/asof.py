@@ -1,0 +1,109 @@
+"""The gate report of a change on main, verified as of when it was merged.
+
+`pr merge` verified the report against what git ran then: the champion was the stable version
+of the environment before the change, and a canary analysis had to judge the canary running
+then. Re-verifying it later against today's main would fail every old promotion, so the audit
+hands the one verifier (`gitops.evidence.verify_evidence`: store + sha256, identity,
+`gates.verify`) the champion and canary of the commit's first parent. What is still checked
+against today: the stored bytes (tampering after the merge shows), the MLflow version, and the
+policy in force (policies live in this project's reviewed `config/policies`, not in the GitOps
+history; a report judged under a policy since changed shows as a gap naming both digests).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from mlgate.audit.mainline import MainCommit, Mainline
+from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError, MlgateError
+from mlgate.gates.result import ReportKind
+from mlgate.gates.verify import CanaryClaim
+from mlgate.gitops.evidence import verify_evidence
+from mlgate.gitops.status import canary_start
+from mlgate.records.trailers import ChangeKind
+
+# The changes that rest on a gate report, and the kind of report each needs.
+REPORT_KINDS: dict[ChangeKind, ReportKind] = {
+    ChangeKind.PROMOTE: "promotion",
+    ChangeKind.CANARY_PROMOTE: "canary-analysis",
+}
+
+
+class ReportCheck(BaseModel):
+    """A change's gate report and whether it verifies (as of the merge)."""
+
+    sha256: str | None  # the Gate-Report trailer; None: the commit names none
+    verified: bool
+    overall: str | None = None  # PASS / FAIL / INCONCLUSIVE as the verified report says
+    where: str | None = None  # which stored copy answered
+    problem: str | None = None
+    problems: list[str] = Field(default_factory=list)
+
+
+def canary_claim_at(
+    settings: PlatformSettings, mainline: Mainline, rev: str | None, model: str, env: str
+) -> CanaryClaim:
+    """The canary main ran in `env` as of commit `rev`: what a canary promotion merged on top
+    of `rev` had to have judged."""
+    rel = mainline.release_at(rev, model, env)
+    if rev is None or rel is None or rel.canary_version is None or rel.canary_weight is None:
+        raise BadInputError(f"no canary of {model} ran in {env} before this change")
+    start = canary_start(settings, model, env, rel.canary_version, rev=rev)
+    if start is None:
+        raise BadInputError(f"git has no commit that started the {env} canary of {model}")
+    return CanaryClaim(
+        start_commit=start.sha,
+        started=datetime.fromtimestamp(start.time, UTC).isoformat(),
+        weight=rel.canary_weight,
+        stable_version=rel.stable_version,
+    )
+
+
+def report_check(
+    settings: PlatformSettings, mainline: Mainline, commit: MainCommit
+) -> ReportCheck | None:
+    """The verified gate report of `commit`; None for a change that needs none (weight steps,
+    aborts, rollbacks, commits mlgate did not write)."""
+    t = commit.trailers
+    if t is None or t.change not in REPORT_KINDS:
+        return None
+    if t.gate_report in (None, "none"):
+        if t.overridden:
+            return ReportCheck(
+                sha256=None, verified=True, problem=f"gates overridden: {t.override_reason}"
+            )
+        return ReportCheck(
+            sha256=None,
+            verified=False,
+            problem="the commit names no gate report and the gates were not overridden",
+        )
+    kind = REPORT_KINDS[t.change]
+    sha = t.gate_report
+    try:
+        if not t.model_version:
+            raise BadInputError("the commit has no Model-Version")
+        before = mainline.release_at(commit.parent, t.model, t.environment)
+        canary = (
+            canary_claim_at(settings, mainline, commit.parent, t.model, t.environment)
+            if kind == "canary-analysis"
+            else None
+        )
+        rep = verify_evidence(
+            settings,
+            sha,
+            model=t.model,
+            version=t.model_version,
+            env=t.environment,
+            kind=kind,
+            override=t.overridden,
+            canary=canary,
+            champion=lambda: before.stable_version if before is not None else None,
+        )
+    except MlgateError as exc:
+        return ReportCheck(
+            sha256=sha, verified=False, problem=exc.message, problems=list(exc.problems)
+        )
+    return ReportCheck(sha256=sha, verified=True, overall=rep.overall, where=rep.path)
