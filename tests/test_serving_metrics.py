@@ -212,6 +212,24 @@ def test_observe_many_equals_observing_each_value() -> None:
     )
 
 
+def test_a_refused_requests_declared_rows_are_capped() -> None:
+    """Attack: a request declaring 10**18 rows (refused, 413) would otherwise add 10**18 to
+    the refused-rows counter and drown every real refusal on the dashboard."""
+    from mlserver.types import InferenceRequest
+
+    from mlgate.serving.runtime import declared_rows
+
+    def req(shape: list[int]) -> InferenceRequest:
+        return InferenceRequest.model_validate(
+            {"inputs": [{"name": "x", "datatype": "FP64", "shape": shape, "data": [1.0]}]}
+        )
+
+    assert declared_rows(req([10**18, 1]), 10_000) == 10_001
+    assert declared_rows(req([4]), 10_000) == 4
+    assert declared_rows(req([0]), 10_000) == declared_rows(req([]), 10_000) == 1
+    assert declared_rows(InferenceRequest(inputs=[]), 10_000) == 1
+
+
 # --- the running server, and promtool on series recorded from it ------------------------------
 
 NAMESPACE = "credit-risk-prod"

@@ -248,9 +248,8 @@ class CreditRiskRuntime(MLModel):
         try:
             response, decisions, pds, codes = self._answer(payload)
         except BadRequest as exc:
-            self._metrics.refused(
-                exc.reason, _declared_rows(payload), time.perf_counter() - started
-            )
+            rows = declared_rows(payload, self._limits.max_rows)
+            self._metrics.refused(exc.reason, rows, time.perf_counter() - started)
             raise
         except Exception:
             self._metrics.failed(time.perf_counter() - started)
@@ -300,11 +299,13 @@ class CreditRiskRuntime(MLModel):
         return response, decisions, [p for p in pd_out if not math.isnan(p)], given
 
 
-def _declared_rows(payload: InferenceRequest) -> int:
-    """The rows a refused request carried, as its first input's shape declares (at least 1)."""
+def declared_rows(payload: InferenceRequest, cap: int) -> int:
+    """The rows a refused request carried, as its first input's shape declares: at least 1, at
+    most `cap` + 1 (the shape is the caller's word: a declared 10**18 rows must not make the
+    refused-rows counter meaningless)."""
     shape = payload.inputs[0].shape if payload.inputs else []
     rows = shape[0] if shape else 1
-    return rows if isinstance(rows, int) and rows > 0 else 1
+    return min(rows, cap + 1) if isinstance(rows, int) and rows > 0 else 1
 
 
 def _bytes_output(name: str, values: list[str]) -> ResponseOutput:
