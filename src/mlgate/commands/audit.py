@@ -7,10 +7,12 @@ on main still adds up). Thin shell over `mlgate.audit`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from mlgate.audit.explain import AuditExplanation, explain_application
 from mlgate.audit.lineage import (
     ChangeFacts,
     EnvAt,
@@ -145,6 +147,35 @@ def _print_verify(result: VerifyResult) -> None:
     console.print(f"checked {result.changes_checked} changes with: {checks}")
 
 
+def _print_explain(e: AuditExplanation) -> None:
+    where = f"{e.model} v{e.version}" + (f" in {e.env}" if e.env else "")
+    pd_text = "no score" if e.pd is None else f"PD {e.pd:.6f}"
+    out.print(
+        f"application {e.application_id}: {e.decision.upper()} by {where} at "
+        f"{e.decided_at or '?'} ({pd_text}, cut-off {e.cutoff:g} from {e.cutoff_from})",
+        markup=False,
+    )
+    if e.logged is not None:
+        lg = e.logged
+        check = (
+            f"reproduced: logged PD {lg.pd!r} = recomputed {e.pd!r} "
+            f"(|difference| {e.pd_difference:.2g} <= {e.tolerance:g}), same decision and "
+            "reason codes"
+            if e.reproduced
+            else f"referred, not scored: {lg.refer_reason}"
+        )
+        out.print(
+            f"logged: request {lg.request_id} ({lg.predictor}, {lg.file}); {check}", markup=False
+        )
+    out.print(f"features from {e.features_from}", markup=False)
+    for rc in e.reason_codes:
+        out.print(f"  {rc.code}: {rc.description} ({rc.contribution:+.3f})", markup=False)
+    for w in e.warnings:
+        console.print(f"warning: {w}", markup=False)
+    if e.notice:
+        out.print("", e.notice, sep="\n", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     @audit_app.command("lineage")
     def lineage_cmd(
@@ -199,5 +230,46 @@ def register(app: typer.Typer) -> None:
         else:
             _print_verify(result)
         raise typer.Exit(0 if result.clean else 1)
+
+    @audit_app.command("explain")
+    def explain_cmd(
+        ctx: typer.Context,
+        application_id: str = typer.Option(..., "--application-id", help="The application."),
+        log: Path | None = typer.Option(
+            None,
+            "--log",
+            help="Request-log sink folder or a JSON-lines export (default "
+            "<workspace>/request-log when it exists).",
+        ),
+        model: str | None = typer.Option(None, "--model", help="Only this model."),
+        env: str = typer.Option(
+            "prod", "--env", help="Not logged: the environment whose decision to explain."
+        ),
+        version: str | None = typer.Option(
+            None, "--version", help="Not logged: this version instead of git's stable one."
+        ),
+        cutoff: float | None = typer.Option(
+            None, "--cutoff", help="Not logged: with --version, when git has no overlay then."
+        ),
+        json_out: bool = _JSON,
+    ) -> None:
+        """Why an application was decided as it was: the version, the features it saw, the PD,
+        the decision at the served cut-off and the reasons, recomputed from the registered
+        model and checked against the logged decision (exit 1 when it cannot be reproduced),
+        with the adverse-action notice."""
+        with progress("audit explain", quiet=json_out):
+            result = explain_application(
+                state(ctx).settings(),
+                application_id,
+                log=log,
+                model=model,
+                env=env,
+                version=version,
+                cutoff=cutoff,
+            )
+        if json_out:
+            emit_json(result)
+        else:
+            _print_explain(result)
 
     app.add_typer(audit_app, name="audit")
