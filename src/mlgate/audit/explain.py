@@ -299,24 +299,25 @@ def _explain_logged(
             f"git's main ran v{stable}{f' and canary v{canary}' if canary else ''} in {env} "
             f"at that time, not the v{version} the log says answered"
         )
-    source = f"application {application_id} (request {req.request_id})"
+    what = AuditExplanation(
+        application_id=application_id,
+        source="request-log",
+        model=model,
+        version=version,
+        env=env,
+        decided_at=req.time,
+        features_from=features_from,
+        features={},
+        cutoff=cutoff,
+        cutoff_from=cutoff_from,
+        pd=None,
+        decision="refer",
+        logged=logged,
+        warnings=warnings,
+    )
     if logged.decision == "refer":  # no score was given: nothing to reproduce or explain
-        return AuditExplanation(
-            application_id=application_id,
-            source="request-log",
-            model=model,
-            version=version,
-            env=env,
-            decided_at=req.time,
-            features_from=features_from,
-            features={},
-            cutoff=cutoff,
-            cutoff_from=cutoff_from,
-            pd=None,
-            decision="refer",
-            logged=logged,
-            warnings=warnings,
-        )
+        return what
+    source = f"application {application_id} (request {req.request_id})"
     pd_, codes, features = _recompute(scorer, inputs, source)
     decision = decide([pd_], cutoff)[0]
     diff = abs(pd_ - logged.pd) if logged.pd is not None else math.inf
@@ -343,24 +344,15 @@ def _explain_logged(
             f"{logged.pd!r}, recomputed PD {pd_!r}",
             problems=problems,
         )
-    return AuditExplanation(
-        application_id=application_id,
-        source="request-log",
-        model=model,
-        version=version,
-        env=env,
-        decided_at=req.time,
-        features_from=features_from,
-        features=features,
-        cutoff=cutoff,
-        cutoff_from=cutoff_from,
-        pd=pd_,
-        decision=decision,
-        reason_codes=codes,
-        logged=logged,
-        pd_difference=diff,
-        reproduced=True,
-        warnings=warnings,
+    return what.model_copy(
+        update={
+            "features": features,
+            "pd": pd_,
+            "decision": decision,
+            "reason_codes": codes,
+            "pd_difference": diff,
+            "reproduced": True,
+        }
     )
 
 

@@ -19,7 +19,7 @@ from mlgate.errors import ConfigError, MlgateError
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.status import main_view, read_status
 from mlgate.governance import model_config_dir, model_config_files
-from mlgate.inventory.entry import EnvVersion, Inventory, InventoryEntry, Validation
+from mlgate.inventory.entry import Inventory, InventoryEntry, Validation
 from mlgate.inventory.review import next_review, review_status
 from mlgate.records.trailers import ENTERING
 from mlgate.training.model_config import ModelConfig, load_model_config
@@ -103,17 +103,7 @@ def build_inventory(
         gov = cfg.governance
         assert gov is not None  # load_model_configs refuses a config without it
         ms = status.model(cfg.name)
-        envs = [
-            EnvVersion(
-                env=e.env,
-                stable_version=e.stable_version,
-                canary_version=e.canary_version,
-                canary_weight=e.canary_weight,
-                cutoff=e.cutoff,
-                last_commit=e.last_commit,
-            )
-            for e in (ms.envs.values() if ms else [])
-        ]
+        envs = list(ms.envs.values()) if ms else []
         last = validations.get(cfg.name)
         due = next_review(last.date if last else None, gov.review_every_months)
         entries.append(

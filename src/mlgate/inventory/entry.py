@@ -6,16 +6,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
-
-class EnvVersion(BaseModel):
-    """What runs in one environment, read from main's `release.yaml` (`gitops.status`)."""
-
-    env: str
-    stable_version: str
-    canary_version: str | None = None
-    canary_weight: int | None = None
-    cutoff: str
-    last_commit: str | None = None
+from mlgate.gitops.status import EnvStatus
 
 
 class Validation(BaseModel):
@@ -44,7 +35,7 @@ class InventoryEntry(BaseModel):
     risk_tier: int
     intended_use: str
     review_every_months: int
-    environments: list[EnvVersion] = Field(default_factory=list)
+    environments: list[EnvStatus] = Field(default_factory=list)  # main's release.yaml files
     last_validation: Validation | None = None
     next_review: date | None = None
     review_status: str = "not deployed"  # current | overdue | not deployed
