@@ -40,3 +40,23 @@ def main_message(settings: PlatformSettings, rev: str = "refs/heads/main") -> st
         text=True,
         check=True,
     ).stdout
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """`mlgate ARGS` in-process, the console script's way (errors -> exit codes):
+    (exit code, stdout, stderr)."""
+    import contextlib
+    import sys
+    from io import StringIO
+
+    from mlgate.cli import app
+    from mlgate.commands._common import run_guarded
+
+    out, err, argv = StringIO(), StringIO(), sys.argv
+    sys.argv = ["mlgate", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run_guarded(app)
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()

@@ -3,21 +3,17 @@ the inputs read from the kustomization files, on a real git checkout of the mani
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
-import sys
-from io import StringIO
 from pathlib import Path
 
 import pytest
 
-from mlgate.cli import app
-from mlgate.commands._common import run_guarded
 from mlgate.config import REPO_ROOT
 from mlgate.gitops.changed import changed_targets, overlay_inputs, select
 from mlgate.gitops.validate import find_targets
+from tests.gitops_helpers import cli
 
 MODELS = "manifests/models"
 ENVS = ("dev", "stage", "prod")
@@ -54,20 +50,9 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    """The console script's way: errors become exit codes."""
-    out, err, argv = StringIO(), StringIO(), sys.argv
-    sys.argv = ["mlgate", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run_guarded(app)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
-
-
 def _validate(root: Path, *args: str) -> tuple[int, dict]:
-    code, out, _ = _cli("manifests", "validate", "--root", str(root), *args, "--json")
+    # The project's manifests are the template `mlgate init` fills in: placeholders listed.
+    code, out, _ = cli("manifests", "validate", "--root", str(root), "--template", *args, "--json")
     return code, (json.loads(out) if out.strip().startswith("{") else {})
 
 
@@ -131,7 +116,7 @@ def test_untracked_new_overlay_is_validated(tree: Path) -> None:
 
 def test_bad_base_is_exit_2_naming_it(tree: Path) -> None:
     for base in ("no-such-rev", "--output=/tmp/x", ""):
-        code, out, err = _cli("manifests", "validate", "--root", str(tree), "--changed-since", base)
+        code, out, err = cli("manifests", "validate", "--root", str(tree), "--changed-since", base)
         assert code == 2, out + err
         assert f"--changed-since {base!r}" in err
     assert not Path("/tmp/x").exists() or Path("/tmp/x").stat().st_size == 0

@@ -5,56 +5,32 @@ GitHub's published OpenAPI description (`GET/POST /issues/{n}/comments`,
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from io import StringIO
-from pathlib import Path
 
 import pytest
 
-from mlgate.cli import app
-from mlgate.commands._common import run_guarded
 from mlgate.gitops.prcheck import MARKER, PrCheck, comment_body
 from mlgate.gitops.promote import promote
-from mlgate.gitops.repo import seed_bare
 from mlgate.gitops.report_store import local_dir, report_sha
 from tests.fixtures.github_openapi import TOKEN_LOGIN
-from tests.gitops_helpers import MODEL
+from tests.gitops_helpers import MODEL, cli
 
 pytestmark = pytest.mark.slow
 
 
 def _verify(branch: str, *extra: str) -> tuple[int, dict]:
-    out, err, argv = StringIO(), StringIO(), sys.argv
-    sys.argv = ["mlgate", "pr", "verify", branch, "--comment", "--json", *extra]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run_guarded(app)
-    finally:
-        sys.argv = argv
-    return code, json.loads(out.getvalue()) if out.getvalue().strip() else {"err": err.getvalue()}
+    code, out, err = cli("pr", "verify", branch, "--comment", "--json", *extra)
+    return code, json.loads(out) if out.strip() else {"err": err}
 
 
 def _marked(state) -> list[dict]:
     return [c for c in state.comments if c["body"].startswith(MARKER)]
 
 
-@pytest.fixture
-def on_github(fake_github, gitops_ws: Path, monkeypatch):
-    state, url, bare = fake_github
-    seed_bare(bare)
-    monkeypatch.setenv("MLGATE_GITOPS__REMOTE", str(bare))
-    monkeypatch.setenv("MLGATE_GITOPS__GITHUB_REPO", "example-bank/mlgate")
-    monkeypatch.setenv("MLGATE_GITOPS__GITHUB_API", url)
-    monkeypatch.setenv("GITHUB_TOKEN", "test-token")
-    from mlgate.config import load_settings
-
-    return state, load_settings()
-
-
-def test_rerun_updates_one_comment_and_a_refusal_fails_the_check(on_github, gate_report) -> None:
-    state, settings = on_github
+def test_rerun_updates_one_comment_and_a_refusal_fails_the_check(
+    github_gitops, gate_report
+) -> None:
+    state, settings = github_gitops
     rep = gate_report("1", "dev")
     pr = promote(settings, MODEL, "1", "dev", rep)
 
@@ -88,8 +64,8 @@ def test_rerun_updates_one_comment_and_a_refusal_fails_the_check(on_github, gate
     assert len(state.comments) == 2  # the lineage comment `promote` posts, and ours
 
 
-def test_a_marked_comment_by_someone_else_is_never_edited(on_github, gate_report) -> None:
-    state, settings = on_github
+def test_a_marked_comment_by_someone_else_is_never_edited(github_gitops, gate_report) -> None:
+    state, settings = github_gitops
     pr = promote(settings, MODEL, "1", "dev", gate_report("1", "dev"))
     planted = f"{MARKER}\n### :white_check_mark: mlgate gate evidence: verified\n"
     state.comments.append(
@@ -102,9 +78,9 @@ def test_a_marked_comment_by_someone_else_is_never_edited(on_github, gate_report
 
 
 def test_unverifiable_pr_fails_and_the_embedded_host_has_no_comments(
-    on_github, gate_report, monkeypatch
+    github_gitops, gate_report, monkeypatch
 ) -> None:
-    state, _ = on_github
+    state, _ = github_gitops
     code, out = _verify("promote/credit_risk-9-dev")  # no such branch: not evidence
     assert code == 2 and "no open pull request" in out.get("err", "")
     assert _marked(state) == []

@@ -10,6 +10,7 @@ from `GITHUB_TOKEN` (never from a file in git); API errors are redacted like eve
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -79,6 +80,16 @@ class _Client:
             )
         return resp.json() if resp.content else None
 
+    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list (all pages, 100 a page), oldest first."""
+        page = 1
+        while True:
+            batch = self.call("GET", path, params={"per_page": 100, "page": page}) or []
+            yield from batch
+            if len(batch) < 100:
+                return
+            page += 1
+
 
 def open_pull_request(
     settings: PlatformSettings,
@@ -123,18 +134,11 @@ def find_pull(settings: PlatformSettings, branch: str) -> OpenPull | None:
 
 def reviews(settings: PlatformSettings, number: int) -> list[Review]:
     """Every review of PR `number`, oldest first, as GitHub reports them (all pages)."""
-    gh = _Client(settings)
-    out: list[Review] = []
-    page = 1
-    while True:
-        batch = gh.call("GET", f"/pulls/{number}/reviews", params={"per_page": 100, "page": page})
-        for r in batch or []:
-            login = (r.get("user") or {}).get("login")
-            if login:
-                out.append(Review(login=login, state=r["state"], commit_id=r.get("commit_id")))
-        if not batch or len(batch) < 100:
-            return out
-        page += 1
+    return [
+        Review(login=r["user"]["login"], state=r["state"], commit_id=r.get("commit_id"))
+        for r in _Client(settings).pages(f"/pulls/{number}/reviews")
+        if (r.get("user") or {}).get("login")
+    ]
 
 
 def merge_pull(settings: PlatformSettings, number: int, sha: str, title: str, message: str) -> str:
@@ -167,17 +171,14 @@ def close_pull(settings: PlatformSettings, number: int) -> None:
 
 def comments(settings: PlatformSettings, number: int) -> list[Comment]:
     """Every comment on issue or PR `number`, oldest first (all pages)."""
-    gh = _Client(settings)
-    out: list[Comment] = []
-    page = 1
-    while True:
-        batch = gh.call("GET", f"/issues/{number}/comments", params={"per_page": 100, "page": page})
-        for c in batch or []:
-            login = (c.get("user") or {}).get("login") or ""
-            out.append(Comment(id=int(c["id"]), login=login, body=str(c.get("body") or "")))
-        if not batch or len(batch) < 100:
-            return out
-        page += 1
+    return [
+        Comment(
+            id=int(c["id"]),
+            login=(c.get("user") or {}).get("login") or "",
+            body=str(c.get("body") or ""),
+        )
+        for c in _Client(settings).pages(f"/issues/{number}/comments")
+    ]
 
 
 def upsert_comment(
