@@ -10,8 +10,6 @@ nothing left to change (None).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -52,17 +50,9 @@ def init(
         open_branches = host_for(settings).list(repo)
     if branch in open_branches:  # the same values already proposed: nothing new
         return InitResult(values=values, pull_request=show_pr(settings, branch), opened=False)
-    with repo.session():
-        tmp = Path(tempfile.mkdtemp(prefix="mlgate-init-"))
-        try:
-            for rel in INIT_FILES:
-                if (repo.work / rel).is_file():
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(repo.work / rel, tmp / rel)
-            if not apply_values(tmp, values):
-                return InitResult(values=values, pull_request=None, opened=False)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with repo.session():  # a dry run on main's checkout (the session restores it)
+        if not apply_values(repo.work, values):
+            return InitResult(values=values, pull_request=None, opened=False)
     subject = f"Init the platform: repository, registry and platform image ({values.digest[:19]})"
     proposal = Proposal(
         model=PLATFORM_MODEL,
