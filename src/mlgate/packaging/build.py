@@ -32,6 +32,7 @@ from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.packaging import registry, tools
 from mlgate.packaging.base_image import BaseImage, debian_mirror, ensure_base
 from mlgate.packaging.containerfile import LABEL_PREFIX, ContainerfileSpec, render
+from mlgate.packaging.lockfile import read_lock
 from mlgate.packaging.model_artifact import export_model, lineage, resolve_version, tree_hash
 from mlgate.packaging.sbom import dpkg_packages, make_sbom, write_sbom
 from mlgate.packaging.wheelhouse import (
@@ -39,7 +40,6 @@ from mlgate.packaging.wheelhouse import (
     Wheelhouse,
     build_mlgate_wheel,
     ensure_wheelhouse,
-    lock_file,
     source_hash,
 )
 from mlgate.records.builds import PLATFORM_REPOSITORY, BuildRecord, read_record, write_record
@@ -409,12 +409,7 @@ def _template_hash(base: BaseImage, wh: Wheelhouse) -> str:
 
 def platform_requirements() -> tuple[str, ...]:
     """Every pin in requirements.lock: the platform image runs what the project tests."""
-    reqs = []
-    for line in lock_file().read_text().splitlines():
-        s = line.split("#", 1)[0].strip()
-        if s and not s.startswith("-") and "==" in s and not s.lower().startswith("mlgate=="):
-            reqs.append(s)
-    return tuple(reqs)
+    return tuple(f"{e.name}=={e.version}" for e in read_lock().values() if e.name != "mlgate")
 
 
 def _project_files() -> list[Path]:

@@ -2,7 +2,9 @@
 
 The wheelhouse lock is the exact list of distributions the image's venv receives (installed
 with --require-hashes), so the SBOM is generated from it before the build: every component has
-its PyPI package URL and the SHA-256 of the wheel installed. Its digest goes into the image's
+its PyPI package URL, the SHA-256 of the wheel installed and its licence (CycloneDX `licenses`:
+the SPDX id, or the SPDX expression when it combines several), read by the same reader that
+`make test`'s licence check uses (mlgate.packaging.licences). Its digest goes into the image's
 labels, and the file itself into the image (/opt/mlgate/sbom.cdx.json). It is deterministic
 (no timestamp; the serial number is derived from the content) so an unchanged version rebuilds
 to the same SBOM digest. The base image's Debian packages are listed from its dpkg status.
@@ -21,6 +23,18 @@ from mlgate.packaging.wheelhouse import LockedWheel
 SPEC_VERSION = "1.5"
 
 
+def licenses(expression: str | None) -> list[dict[str, Any]]:
+    """CycloneDX 1.5 `licenses` for an SPDX expression: one id as a license object, a compound
+    expression as an expression; an unknown licence is stated as such, never left out."""
+    if not expression:
+        return [{"license": {"name": "NOASSERTION"}}]
+    if any(op in expression.split() for op in ("AND", "OR", "WITH")):
+        return [{"expression": expression}]
+    if expression.startswith("LicenseRef-"):  # not on the SPDX list: a name, not an id
+        return [{"license": {"name": expression}}]
+    return [{"license": {"id": expression}}]
+
+
 def _component(w: LockedWheel) -> dict[str, Any]:
     return {
         "type": "library",
@@ -29,6 +43,7 @@ def _component(w: LockedWheel) -> dict[str, Any]:
         "version": w.version,
         "purl": f"pkg:pypi/{w.name}@{w.version}",
         "hashes": [{"alg": "SHA-256", "content": w.sha256}],
+        "licenses": licenses(w.licence),
     }
 
 
