@@ -33,10 +33,16 @@ def _config(folder: Path, name: str, **changes: object) -> Path:
     return path
 
 
+NO_MLFLOW = "http://127.0.0.1:9"  # refused at once: the registry column says so
+
+
 @pytest.fixture
 def configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "models"
     monkeypatch.setenv("MLGATE_MODEL_CONFIG_DIR", str(folder))
+    # Only the test about the registry column creates one (a fresh SQLite registry costs
+    # seconds of migrations per command).
+    monkeypatch.setenv("MLGATE_MLFLOW__TRACKING_URI", NO_MLFLOW)
     return folder
 
 
@@ -157,8 +163,14 @@ def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
 
 
 def test_inventory_lists_owner_tier_versions_and_last_validation(
-    configs: Path, remote: tuple[Path, Path], tmp_path: Path
+    configs: Path,
+    remote: tuple[Path, Path],
+    tmp_path: Path,
+    gitops_ws: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """gitops_ws: the workspace's MLflow registry holds credit_risk versions 1-5."""
+    monkeypatch.delenv("MLGATE_MLFLOW__TRACKING_URI")  # the workspace's registry
     _config(configs, "credit_risk")
     _config(configs, "fraud", governance={"owner": "fraud-team", "risk_tier": 2,
                                           "review_every_months": 6})  # fmt: skip
@@ -186,6 +198,9 @@ def test_inventory_lists_owner_tier_versions_and_last_validation(
     assert v["date"] == validated.isoformat()
     assert cr["next_review"] == add_months(validated, 12).isoformat()
     assert cr["review_status"] == "current"
+    assert cr["registered"]["versions"] == 5 and cr["registered"]["latest"] == "5"
+    assert by["fraud"]["registered"] == {**cr["registered"], "versions": 0, "latest": None,
+                                         "latest_created": None, "aliases": {}}  # fmt: skip
     # A model that runs nowhere and was never promoted has no review due.
     assert by["fraud"]["environments"] == [] and by["fraud"]["review_status"] == "not deployed"
     assert by["fraud"]["last_validation"] is None
@@ -212,6 +227,8 @@ def test_html_escapes_what_people_wrote(
     page = html.read_text()
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # MLflow does not answer: said on the entry, the git facts are still listed.
+    assert "MLflow unreadable" in page and NO_MLFLOW in page
 
 
 def test_add_months_clamps_to_the_month_end() -> None:

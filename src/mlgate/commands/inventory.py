@@ -11,7 +11,13 @@ from rich.table import Table
 from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.errors import BadInputError
 from mlgate.inventory.catalog import build_inventory
-from mlgate.inventory.render import COLUMNS, envs_text, render_html, validation_text
+from mlgate.inventory.render import (
+    COLUMNS,
+    envs_text,
+    registry_text,
+    render_html,
+    validation_text,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,6 +55,7 @@ def register(app: typer.Typer) -> None:
                 str(e.risk_tier),
                 e.intended_use,
                 "\n".join(envs_text(e)),
+                "\n".join(registry_text(e)),
                 "\n".join(validation_text(e)),
                 f"{due}\n{e.review_status}",
             )

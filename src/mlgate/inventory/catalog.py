@@ -6,7 +6,8 @@ config/models): each must validate as a `ModelConfig` and carry `governance:` an
 inventory that silently leaves a model out is worse than none. What runs where is
 `gitops.status.read_status` (main's `release.yaml` files); the last validation is the newest
 promotion commit of the model on main, read through `gitops.history.log` (the one trailer
-parser; a commit whose trailers it refuses stops the read, as it does for promote).
+parser; a commit whose trailers it refuses stops the read, as it does for promote); the
+registered versions and aliases come from the MLflow registry.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from mlgate.errors import ConfigError, MlgateError
 from mlgate.gitops.history import Change, log
 from mlgate.gitops.status import main_view, read_status
 from mlgate.governance import model_config_dir, model_config_files
-from mlgate.inventory.entry import Inventory, InventoryEntry, Validation
+from mlgate.inventory.entry import Inventory, InventoryEntry, Registered, Validation
 from mlgate.inventory.review import next_review, review_status
 from mlgate.records.trailers import ENTERING
 from mlgate.training.model_config import ModelConfig, load_model_config
+from mlgate.training.registry import connect
 
 
 def load_model_configs(directory: Path | None = None) -> list[tuple[Path, ModelConfig]]:
@@ -90,6 +92,36 @@ def last_validations(settings: PlatformSettings) -> dict[str, Validation]:
     return out
 
 
+def registered_versions(settings: PlatformSettings, models: list[str]) -> dict[str, Registered]:
+    """Model -> its registered versions and aliases. An unreadable registry is reported on every
+    entry (`error`) rather than stopping the inventory: what runs and who approved it is git's."""
+    try:
+        client = connect(settings)
+    except MlgateError as exc:
+        return {m: Registered(error=exc.message) for m in models}
+    out = {}
+    for model in models:  # names are checked by ModelConfig (letters, digits, _ . -)
+        try:
+            found = client.search_model_versions(f"name='{model}'")
+        except Exception as exc:  # noqa: BLE001 - any backend failure: say so on the entry
+            out[model] = Registered(error=str(exc).splitlines()[0][:300])
+            continue
+        if not found:
+            out[model] = Registered()
+            continue
+        newest = max(found, key=lambda mv: int(mv.version))
+        aliases = {a: str(mv.version) for mv in found for a in (getattr(mv, "aliases", []) or [])}
+        out[model] = Registered(
+            versions=len(found),
+            latest=str(newest.version),
+            latest_created=datetime.fromtimestamp(
+                newest.creation_timestamp / 1000, UTC
+            ).isoformat(),
+            aliases=dict(sorted(aliases.items())),
+        )
+    return out
+
+
 def build_inventory(
     settings: PlatformSettings, today: date | None = None, directory: Path | None = None
 ) -> Inventory:
@@ -98,6 +130,7 @@ def build_inventory(
     configs = load_model_configs(directory)
     status = read_status(settings)
     validations = last_validations(settings)
+    registry = registered_versions(settings, [cfg.name for _, cfg in configs])
     entries = []
     for path, cfg in configs:
         gov = cfg.governance
@@ -116,6 +149,7 @@ def build_inventory(
                 intended_use=cfg.intended_use,
                 review_every_months=gov.review_every_months,
                 environments=envs,
+                registered=registry[cfg.name],
                 last_validation=last,
                 next_review=due,
                 review_status=review_status(due, bool(envs), day),

@@ -27,6 +27,16 @@ class Validation(BaseModel):
     data_fingerprint: str | None = None
 
 
+class Registered(BaseModel):
+    """What the MLflow registry holds for the model (the candidates; git says what runs)."""
+
+    versions: int = 0
+    latest: str | None = None
+    latest_created: str | None = None  # ISO time the newest version was registered
+    aliases: dict[str, str] = Field(default_factory=dict)  # alias -> version
+    error: str | None = None  # the registry could not be read: said, not hidden
+
+
 class InventoryEntry(BaseModel):
     model: str
     config_file: str
@@ -36,6 +46,7 @@ class InventoryEntry(BaseModel):
     intended_use: str
     review_every_months: int
     environments: list[EnvStatus] = Field(default_factory=list)  # main's release.yaml files
+    registered: Registered = Field(default_factory=Registered)
     last_validation: Validation | None = None
     next_review: date | None = None
     review_status: str = "not deployed"  # current | overdue | not deployed

@@ -24,6 +24,7 @@ COLUMNS = (
     "risk tier",
     "intended use",
     "running (env: stable, canary)",
+    "registered (MLflow)",
     "last validation",
     "next review",
 )
@@ -35,6 +36,19 @@ def envs_text(entry: InventoryEntry) -> list[str]:
         canary = f", canary v{e.canary_version} @ {e.canary_weight}%" if e.canary_version else ""
         out.append(f"{e.env}: v{e.stable_version}{canary} (cut-off {e.cutoff})")
     return out or ["not deployed"]
+
+
+def registry_text(entry: InventoryEntry) -> list[str]:
+    r = entry.registered
+    if r.error:
+        return [f"MLflow unreadable: {r.error}"]
+    if not r.versions:
+        return ["no version registered"]
+    aliases = ", ".join(f"{a}=v{v}" for a, v in r.aliases.items()) or "no alias"
+    return [
+        f"{r.versions} version(s), latest v{r.latest} ({(r.latest_created or '')[:10]})",
+        aliases,
+    ]
 
 
 def validation_text(entry: InventoryEntry) -> list[str]:
@@ -64,6 +78,7 @@ def render_html(inv: Inventory) -> str:
             f"<td>{e.risk_tier}</td>"
             f"<td>{escape(e.intended_use)}</td>"
             f"<td>{_cell(envs_text(e))}</td>"
+            f"<td>{_cell(registry_text(e))}</td>"
             f"<td>{_cell(validation_text(e))}</td>"
             f'<td class="{escape(e.review_status.replace(" ", "-"))}">{escape(due)}<br>'
             f"{escape(e.review_status)} (every {e.review_every_months} months)</td>"
