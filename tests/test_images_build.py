@@ -157,12 +157,12 @@ def test_pushed_image_serves_read_only_as_non_root_matching_offline(pushed_image
 
     scorer = load_scorer(w.settings, w.model, w.version)
     offline = scorer.predict_pd(w.offline)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "MLGATE_CUTOFF": "0.2",
         "MLSERVER_HTTP_PORT": str(port),
         "MLSERVER_GRPC_PORT": str(free_port()),
-        "MLSERVER_METRICS_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(metrics_port),
         "MLSERVER_HOST": "127.0.0.1",
     }
     image = f"{rec['repository']}@{rec['digest']}"
@@ -199,6 +199,8 @@ def test_pushed_image_serves_read_only_as_non_root_matching_offline(pushed_image
         triton_decision = [
             d.decode() if isinstance(d, bytes) else d for d in res.as_numpy("decision").reshape(-1)
         ]
+        # the image's metrics server (on, read-only root, non-root) counts both requests' rows
+        scrape = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     assert uid_line.split()[1:3] == ["10001", "10001"], uid_line
     root_mount = next(m for m in mountinfo if m.split()[4] == "/")
     assert " ro," in root_mount or root_mount.split()[5].startswith("ro"), root_mount
@@ -208,6 +210,17 @@ def test_pushed_image_serves_read_only_as_non_root_matching_offline(pushed_image
     assert np.allclose(triton_pd, offline, rtol=0, atol=1e-12)
     assert triton_decision == ["decline" if p >= 0.2 else "approve" for p in offline]
     assert {s.model_version for s in plain} == {w.version}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    decided = [
+        smp.value
+        for fam in text_string_to_metric_families(scrape)
+        for smp in fam.samples
+        if smp.name == "mlgate_decisions_total"
+        and smp.labels["model_name"] == w.model
+        and smp.labels["model_version"] == w.version
+    ]
+    assert sum(decided) == 2 * len(offline), scrape[-3000:]
 
 
 def test_build_context_for_docker_buildx_is_the_same_containerfile(serving_world, tmp_path) -> None:
