@@ -15,6 +15,8 @@ from mlgate.cli import app
 from tests.fixtures.audit import APPROVER, AUTHOR, MERGER, AuditWorld
 from tests.inventory_helpers import run_cli
 
+pytestmark = pytest.mark.slow  # a real remote, MLflow and docker-registry (one per session)
+
 MODEL = "credit_risk"
 
 

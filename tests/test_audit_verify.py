@@ -23,11 +23,15 @@ from mlgate.audit.verify import (
     verify_history,
 )
 from mlgate.cli import app
+from mlgate.gitops import canary
 from mlgate.gitops.overlay import overlay_dir
+from mlgate.gitops.pr import merge_pr
 from mlgate.gitops.promote import promote
 from mlgate.records.trailers import parse_message
 from tests.fixtures.audit import AUDIT_REPOSITORY, AuditWorld
 from tests.fixtures.gitops import write_gate_report
+
+pytestmark = pytest.mark.slow  # a real remote, MLflow and docker-registry (one per session)
 
 MODEL = "credit_risk"
 BUILT_IN = {"trailers", "mlflow", "gate-report", "image", "approvals"}
@@ -77,7 +81,7 @@ def test_clean_history_passes_every_check(audit_env: AuditWorld) -> None:
     assert data["gaps"] == []
     assert data["changes_checked"] == len(audit_env.commits) == 18
     assert {c["name"] for c in data["checks"]} == names
-    human = CliRunner().invoke(app, ["audit", "verify"])
+    human = CliRunner().invoke(app, ["audit", "verify", "--check", "trailers"])
     assert human.exit_code == 0 and "clean" in human.stdout
 
 
@@ -90,14 +94,15 @@ def test_tampered_report_is_reported(audit_env: AuditWorld) -> None:
     assert edited != original
     stored.write_bytes(edited)
     try:
-        assert _gaps(w) == {("gate-report", w.commits["v1-prod"])}
         res = CliRunner().invoke(app, ["audit", "verify", "--json"])
-        assert res.exit_code == 1
-        gap = json.loads(res.stdout)["gaps"][0]
-        assert sha in gap["message"] and "hash" in gap["message"]
-        assert (gap["model"], gap["env"], gap["version"]) == (MODEL, "prod", "1")
     finally:
         stored.write_bytes(original)
+    assert res.exit_code == 1
+    gaps = json.loads(res.stdout)["gaps"]
+    assert [(g["check"], g["commit"]) for g in gaps] == [("gate-report", w.commits["v1-prod"])]
+    gap = gaps[0]
+    assert sha in gap["message"] and "hash" in gap["message"]
+    assert (gap["model"], gap["env"], gap["version"]) == (MODEL, "prod", "1")
 
 
 def test_missing_mlflow_run_is_reported_for_every_change_of_its_version(
@@ -206,6 +211,39 @@ def w_rev(git: list[str], rev: str) -> str:
     return subprocess.run(
         [*git, "rev-parse", rev], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def test_break_glass_abort_passes_but_an_unapproved_commit_dressed_as_one_does_not(
+    audit_env: AuditWorld,
+) -> None:
+    """The scheduled analysis's abort lands on main without approval by design
+    (`canary.abort_now`); the audit accepts it only because its diff is exactly an abort. A
+    commit with the same trailers that also repoints prod's stable image is reported."""
+    w = audit_env
+    settings = w.settings()
+    report = write_gate_report(settings, w.workspace.parent, "5", "prod")
+    bare = str(w.workspace / "gitops.git")
+    work = w.workspace.parent / "forger"
+    git = ["git", "-C", str(work)]
+    with _main_restored(w):
+        pr = promote(settings, MODEL, "5", "prod", report)
+        merge_pr(settings, pr.branch, ["carol"])
+        aborted = canary.abort_now(settings, MODEL, "prod", "approval rate collapsed").commit
+        subprocess.run(["git", "clone", "-q", bare, str(work)], check=True)
+        msg = subprocess.run(
+            [*git, "log", "-1", "--format=%B"], capture_output=True, text=True, check=True
+        ).stdout
+        release = work / overlay_dir(MODEL, "prod") / "release.yaml"
+        text = release.read_text()
+        release.write_text(text.replace(w.image("3"), w.image("1")))
+        assert release.read_text() != text
+        subprocess.run([*git, "commit", "-q", "-am", msg], check=True)
+        subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+        forged = w.main()
+        gaps = verify_history(settings, only=sorted(BUILT_IN)).gaps
+    assert aborted != forged
+    assert [(g.check, g.commit) for g in gaps] == [("approvals", forged)]
+    assert "at least one approval" in gaps[0].message
 
 
 def test_a_check_is_added_by_registering_it(audit_env: AuditWorld) -> None:
