@@ -25,7 +25,8 @@ from mlgate.gates.report import to_markdown
 from mlgate.gates.result import GateResult, GateStatus
 from mlgate.gates.verdict import CANARY_CHECKS, assemble
 from mlgate.gates.verify import Claim, EvidenceRefused, verify_report
-from mlgate.pipelines import evidence, steps
+from mlgate.pipelines import evidence
+from mlgate.pipelines.steps import gates as gate_steps
 from tests.gates_data import drift_data, holdout
 
 BUILTIN = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
@@ -104,9 +105,11 @@ def test_a_registered_toy_gate_flows_into_every_report_without_editing_a_list(
         ev = tmp_path / "ev"
         meta = {"model": "credit_risk", "challenger": "2", "champion": "1", "why_missing": {}}
         evidence.save(ev, holdout=h, drift=d, meta=meta)
-        out = steps.run_gate("toy", str(policy_file), "prod", str(ev), str(tmp_path / "toy.json"))
+        out = gate_steps.run_gate(
+            "toy", str(policy_file), "prod", str(ev), str(tmp_path / "toy.json")
+        )
         assert out.value == "FAIL"
-        decision = steps.decide(
+        decision = gate_steps.decide(
             str(policy_file), "prod", "2", str(ev), [str(tmp_path / "toy.json")],
             str(tmp_path / "r.html"), str(tmp_path / "rep"),
         )  # fmt: skip
@@ -156,8 +159,8 @@ def test_cli_pipeline_and_canary_judges_use_the_one_assembler(tmp_path: Path) ->
     paths = []
     for name in registry.names():
         paths.append(str(tmp_path / f"{name}.json"))
-        steps.run_gate(name, str(policy_file), "stage", str(ev), paths[-1])
-    steps.decide(
+        gate_steps.run_gate(name, str(policy_file), "stage", str(ev), paths[-1])
+    gate_steps.decide(
         str(policy_file), "stage", "2", str(ev), paths, str(tmp_path / "r.html"),
         str(tmp_path / "rep"),
     )  # fmt: skip
@@ -206,7 +209,7 @@ def test_an_unread_served_cutoff_leaves_the_cutoff_gates_inconclusive(tmp_path: 
     ev = tmp_path / "ev"
     meta = {"model": "credit_risk", "challenger": "2", "champion": "1", "why_missing": {}}
     evidence.save(ev, holdout=holdout("weak", "weak"), drift=drift_data(), meta=meta)
-    out = steps.run_gate("pnl", str(overlay), "prod", str(ev), str(tmp_path / "pnl.json"))
+    out = gate_steps.run_gate("pnl", str(overlay), "prod", str(ev), str(tmp_path / "pnl.json"))
     result = json.loads((tmp_path / "pnl.json").read_text())["result"]
     assert out.value == "INCONCLUSIVE"
     assert result["summary"] == "the evidence carries no resolved served cut-off"
