@@ -52,6 +52,7 @@ class Logged:
     version: str
     declined: str  # application ids
     approved: str
+    keyed: str  # logged with only its applicant key and own fields
     rows: pd.DataFrame  # the two applications with their point-in-time features
     env: dict[str, str]
 
@@ -99,25 +100,35 @@ def logged(serving_world: Any, tmp_path_factory: pytest.TempPathFactory) -> Logg
     declined = apps[pds >= CUTOFF + 0.02].head(1)
     approved = apps[pds < CUTOFF - 0.05].head(1)
     assert len(declined) == 1 and len(approved) == 1
+    keyed = apps[~apps[ds.row_key].isin([*declined[ds.row_key], *approved[ds.row_key]])].tail(1)
     rows = pd.concat([declined, approved], ignore_index=True)
-    store = LogStore(root / "request-log")
-    runtime = _runtime(settings, w.model, w.version)
-    for i, row in rows.iterrows():
-        body = client.v2_request(row.to_frame().T[[ds.row_key, *w.features]].infer_objects())
-        answer = asyncio.run(runtime.predict(InferenceRequest.model_validate(body)))
-        rid = f"req-{i}"
-        for kind, payload in (("request", body), ("response", _rest_json(answer))):
-            ev = parse_event(headers(kind, rid), json.dumps(payload).encode())
-            assert store.append(ev)
-    store.close()
     env = {
         "MLGATE_WORKSPACE": str(settings.ws().root),
         "MLGATE_MLFLOW__TRACKING_URI": settings.mlflow_tracking_uri(),
         "MLGATE_GITOPS__REMOTE": str(bare),
     }
+    bodies = [
+        client.v2_request(row.to_frame().T[[ds.row_key, *w.features]].infer_objects())
+        for _, row in rows.iterrows()
+    ]
+    # The applicant key and the application's own fields only: the runtime looks the rest up
+    # in Feast's online store (as of the serving world's `at`, as a replay would).
+    own = keyed[[ds.row_key, ds.entity_key, *w.own_fields]].reset_index(drop=True)
+    bodies.append(client.v2_request(own, as_of=w.at.isoformat()))
+    store = LogStore(root / "request-log")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():  # the runtime reads the platform settings from its environment
+            mp.setenv(k, v)
+        runtime = _runtime(settings, w.model, w.version)
+        for i, body in enumerate(bodies):
+            answer = asyncio.run(runtime.predict(InferenceRequest.model_validate(body)))
+            for kind, payload in (("request", body), ("response", _rest_json(answer))):
+                ev = parse_event(headers(kind, f"req-{i}"), json.dumps(payload).encode())
+                assert store.append(ev)
+    store.close()
     return Logged(settings, root / "request-log", w.model, w.version,
-                  str(declined[ds.row_key].iloc[0]), str(approved[ds.row_key].iloc[0]), rows,
-                  env)  # fmt: skip
+                  str(declined[ds.row_key].iloc[0]), str(approved[ds.row_key].iloc[0]),
+                  str(keyed[ds.row_key].iloc[0]), rows, env)  # fmt: skip
 
 
 def _cli(logged: Logged, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
@@ -178,6 +189,15 @@ def test_an_approved_applicant_gets_no_notice(
     code, text = _cli(logged, monkeypatch, "--application-id", logged.declined, "--log",
                       str(logged.log))  # fmt: skip
     assert code == 0 and "reproduced: logged PD" in text and "NOTICE OF ACTION TAKEN" in text
+
+
+def test_features_the_server_looked_up_are_rebuilt_as_of_the_lookup(logged: Logged) -> None:
+    res = explain_application(logged.settings, logged.keyed, log=logged.log)
+    assert res.reproduced is True and res.pd_difference is not None
+    assert res.pd_difference <= TOLERANCE
+    assert res.logged is not None and "annual_income" not in res.logged.features_sent
+    assert "Feast point-in-time as of" in res.features_from
+    assert res.features["annual_income"] is not None
 
 
 def test_a_record_with_a_changed_pd_is_refused(

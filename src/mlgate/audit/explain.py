@@ -4,8 +4,9 @@ For a logged decision (the request-log sink's events, `mlgate.serving.logsink`):
 that carried the application (its row key among the inputs, or its request id), the response
 the runtime gave (PD, decision, reason codes, `model_version`), the environment (the
 namespace) and the time. The decision is then RECOMPUTED from the registered version that
-answered: the features it saw (the logged inputs; a request that carried only the applicant
-key had them looked up in Feast, so they are rebuilt point-in-time from the data source), its
+answered: the features it saw (the logged inputs; features a request did not carry were
+looked up in Feast's online store by the applicant key, so they are rebuilt point-in-time as
+of that lookup from the offline store), its
 PD, its reason codes, and the decision at the cut-off git's main had in force for that
 environment at that time (`audit.mainline`). Logged and recomputed must agree: PD within
 `TOLERANCE`, the same decision and the same reason codes. Otherwise the record is refused
@@ -36,11 +37,13 @@ from pydantic import BaseModel, Field
 from mlgate.audit.mainline import Mainline
 from mlgate.audit.notice import notice_text, principal_reasons
 from mlgate.config import PlatformSettings
-from mlgate.data.dataset_config import load_dataset_config
+from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
 from mlgate.errors import EXIT_FAIL, BadInputError, ConfigError, MlgateError
+from mlgate.features.training_set import build_training_set
 from mlgate.gitops.overlay import ENVS, namespace
 from mlgate.governance import model_config_files
 from mlgate.records.values import check_text
+from mlgate.serving.client import KEY
 from mlgate.serving.logsink import LogEvent
 from mlgate.serving.logsink_client import logged_decision
 from mlgate.training.explain import application_row, recorded_dataset
@@ -215,6 +218,37 @@ def _when(time: str) -> datetime:
     return stamp.to_pydatetime()
 
 
+def _looked_up_as_of(req: LogEvent) -> str:
+    """When the runtime looked the features up: the request's `as_of` parameter (replays), else
+    the time the request arrived (the online store answers as of now)."""
+    params = req.body.get("parameters") or {}
+    as_of = params.get("as_of") if isinstance(params, dict) else None
+    return str(as_of) if as_of else req.time
+
+
+def _features_as_of(
+    settings: PlatformSettings, dataset: DatasetConfig, row: pd.Series, as_of: str
+) -> pd.DataFrame:
+    """The features Feast held for the request's applicant at `as_of`: the offline store's
+    point-in-time join, which equals the online lookup the runtime made then (TTL included)."""
+    if KEY not in row.index or not str(row[KEY]):
+        raise BadInputError(
+            f"request carries neither the model's features nor {KEY!r}: its features cannot "
+            "be rebuilt"
+        )
+    sent = {f: [row[f]] for f in dataset.features if f in row.index}  # the application's own
+    entity = pd.DataFrame(
+        {
+            dataset.entity_key: [str(row[KEY])],
+            dataset.event_timestamp: [pd.Timestamp(as_of)],
+            **sent,
+        }
+    )
+    return build_training_set(
+        settings, dataset, approved_only=False, matured_only=False, entity_df=entity
+    )
+
+
 # --- recomputing --------------------------------------------------------------------------
 def _recompute(
     scorer: Scorer, row: pd.DataFrame, source: str
@@ -268,14 +302,15 @@ def _explain_logged(
     inputs = pd.DataFrame([row.drop(labels=[c for c in row.index if c not in sent])])
     missing = [f for f in scorer.features if f not in sent]
     features_from = "the request log (the features the model was sent)"
-    if missing:  # the runtime looked them up in Feast's online store: rebuild point-in-time
-        dataset = recorded_dataset(settings, scorer.run_id)
-        pit = application_row(settings, dataset, application_id)
+    if missing:  # the runtime looked them up in Feast's online store: rebuild them
+        as_of = _looked_up_as_of(req)
+        pit = _features_as_of(settings, recorded_dataset(settings, scorer.run_id), row, as_of)
         for col in missing:
             inputs[col] = pit[col].to_numpy()
         features_from = (
             f"the request log ({', '.join(f for f in scorer.features if f in sent) or 'none'}) "
-            f"and Feast point-in-time as of the application ({', '.join(missing)})"
+            f"and Feast point-in-time as of {as_of}, when the server looked them up "
+            f"({', '.join(missing)})"
         )
     logged = LoggedDecision(
         request_id=req.request_id,
