@@ -92,7 +92,7 @@ def test_ports_labels_and_token_files_line_up() -> None:
         assert template["metadata"]["labels"]["app.kubernetes.io/component"] == component
         assert component in readers
         spec = template["spec"]
-        env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
         assert urlsplit(env["LOGSINK_URL"]).port == read_port
         token_file = env[READ_TOKEN_ENV]
         assert mounted_secret(spec, spec["containers"][0], token_file) == "mlgate-logsink-read"
