@@ -12,8 +12,6 @@ history; a report judged under a policy since changed shows as a gap naming both
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pydantic import BaseModel, Field
 
 from mlgate.audit.mainline import MainCommit, Mainline
@@ -21,8 +19,7 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, MlgateError
 from mlgate.gates.result import ReportKind
 from mlgate.gates.verify import CanaryClaim
-from mlgate.gitops.evidence import verify_evidence
-from mlgate.gitops.status import canary_start
+from mlgate.gitops.evidence import claim_of, verify_evidence
 from mlgate.records.trailers import ChangeKind
 
 # The changes that rest on a gate report, and the kind of report each needs.
@@ -51,14 +48,8 @@ def canary_claim_at(
     rel = mainline.release_at(rev, model, env)
     if rev is None or rel is None or rel.canary_version is None or rel.canary_weight is None:
         raise BadInputError(f"no canary of {model} ran in {env} before this change")
-    start = canary_start(settings, model, env, rel.canary_version, rev=rev)
-    if start is None:
-        raise BadInputError(f"git has no commit that started the {env} canary of {model}")
-    return CanaryClaim(
-        start_commit=start.sha,
-        started=datetime.fromtimestamp(start.time, UTC).isoformat(),
-        weight=rel.canary_weight,
-        stable_version=rel.stable_version,
+    return claim_of(
+        settings, model, env, rel.canary_version, rel.canary_weight, rel.stable_version, rev
     )
 
 

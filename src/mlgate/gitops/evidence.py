@@ -93,20 +93,36 @@ def policy_in_force(
 
 def canary_claim(settings: PlatformSettings, model: str, env: str) -> CanaryClaim:
     """The canary git runs in `env` now: its start commit and time, weight and stable version."""
-    from mlgate.gitops.status import canary_start, read_status  # status imports pr, pr this
+    from mlgate.gitops.status import read_status  # status imports pr, pr this
 
     ms = read_status(settings).model(model)
     es = ms.envs.get(env) if ms is not None else None
     if es is None or es.canary_version is None or es.canary_weight is None:
         raise BadInputError(f"no canary of {model} runs in {env} (git main)")
-    start = canary_start(settings, model, env, es.canary_version)
+    return claim_of(settings, model, env, es.canary_version, es.canary_weight, es.stable_version)
+
+
+def claim_of(
+    settings: PlatformSettings,
+    model: str,
+    env: str,
+    canary_version: str,
+    weight: int,
+    stable_version: str,
+    rev: str | None = None,
+) -> CanaryClaim:
+    """The claim for a canary that runs in `env` on main (or as of commit `rev` of main, for
+    the audit): found with the commit that started it."""
+    from mlgate.gitops.status import canary_start  # status imports pr, pr this
+
+    start = canary_start(settings, model, env, canary_version, rev=rev)
     if start is None:
         raise BadInputError(f"git has no commit that started the {env} canary of {model}")
     return CanaryClaim(
         start_commit=start.sha,
         started=datetime.fromtimestamp(start.time, UTC).isoformat(),
-        weight=es.canary_weight,
-        stable_version=es.stable_version,
+        weight=weight,
+        stable_version=stable_version,
     )
 
 
