@@ -4,6 +4,8 @@ image SBOM carries the same licences."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from email.message import Message
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from mlgate.packaging.licences import (
     read_licence,
     wheel_metadata,
 )
-from mlgate.packaging.sbom import make_sbom
+from mlgate.packaging.sbom import dpkg_packages, make_sbom
 from mlgate.packaging.wheelhouse import LockedWheel
 from tests.lock_helpers import counterfeit_wheel
 
@@ -142,3 +144,31 @@ def test_the_sbom_carries_each_wheels_licence(tmp_path: Path) -> None:
     assert comps["a"]["licenses"] == [{"license": {"id": "MIT"}}]
     assert comps["b"]["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
     assert comps["c"]["licenses"] == [{"license": {"name": "NOASSERTION"}}]
+
+
+def test_the_sbom_carries_debian_licences_from_dep5_copyright_files(tmp_path: Path) -> None:
+    (tmp_path / "dpkg-status").write_text(
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2\n\n"
+        "Package: libc6\nStatus: install ok installed\nVersion: 2.36\n\n"
+        "Package: oldfmt\nStatus: install ok installed\nVersion: 1\n"
+    )
+    files = {
+        "bash": "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: FSF\nLicense: GPL-3+\n\nFiles: lib/x.c\nLicense: BSD-3-clause\n",
+        "oldfmt": "This package was debianized by someone.\nLicense: whatever\n",
+    }
+    with tarfile.open(tmp_path / "rootfs.tar", "w") as tf:
+        for pkg, text in files.items():
+            info = tarfile.TarInfo(f"./usr/share/doc/{pkg}/copyright")
+            info.size = len(text.encode())
+            tf.addfile(info, io.BytesIO(text.encode()))
+    debs = dpkg_packages(tmp_path / "dpkg-status")
+    assert [(d.name, d.licence) for d in debs] == [
+        ("bash", "GPL-3+"),
+        ("libc6", None),
+        ("oldfmt", None),
+    ]
+    comps = {c["name"]: c for c in make_sbom(image_name="r/m", image_version="1", wheels=[],
+                                             debian=debs)["components"]}  # fmt: skip
+    assert comps["bash"]["licenses"] == [{"license": {"name": "GPL-3+"}}]
+    assert comps["oldfmt"]["licenses"] == [{"license": {"name": "NOASSERTION"}}]

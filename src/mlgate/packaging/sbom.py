@@ -7,16 +7,20 @@ the SPDX id, or the SPDX expression when it combines several), read by the same 
 `make test`'s licence check uses (mlgate.packaging.licences). Its digest goes into the image's
 labels, and the file itself into the image (/opt/mlgate/sbom.cdx.json). It is deterministic
 (no timestamp; the serial number is derived from the content) so an unchanged version rebuilds
-to the same SBOM digest. The base image's Debian packages are listed from its dpkg status.
+to the same SBOM digest. The base image's Debian packages are listed from its dpkg status, each
+with the licence its machine-readable copyright file declares for `Files: *` (in Debian's own
+short names, so as a licence name, not an SPDX id; NOASSERTION where the file is free-form).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlgate.packaging.wheelhouse import LockedWheel
 
@@ -47,17 +51,61 @@ def _component(w: LockedWheel) -> dict[str, Any]:
     }
 
 
-def dpkg_packages(status_file: Path) -> list[tuple[str, str]]:
-    """(name, version) of installed Debian packages in a rootfs's /var/lib/dpkg/status."""
-    out: list[tuple[str, str]] = []
+class DebPackage(NamedTuple):
+    name: str
+    version: str
+    licence: str | None = None  # the Debian short name(s) of its `Files: *` paragraph
+
+
+def _dep5_licence(text: str) -> str | None:
+    """The licence of a machine-readable (DEP-5) copyright file's `Files: *` paragraph, as
+    Debian names it (e.g. `GPL-3+`); None for a free-form file or one without that paragraph."""
+    if not text.startswith("Format:"):
+        return None
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(":", 1) for line in block.splitlines() if ":" in line and line[0] != " "
+        )
+        if fields.get("Files", "").split()[:1] == ["*"] and fields.get("License", "").strip():
+            return fields["License"].strip()
+    return None
+
+
+def _copyright_licences(rootfs_tar: Path) -> dict[str, str | None]:
+    """Package -> licence from /usr/share/doc/<package>/copyright in the base's rootfs tar."""
+    out: dict[str, str | None] = {}
+    if not rootfs_tar.is_file():
+        return out
+    with tarfile.open(rootfs_tar) as tf:
+        for member in tf:
+            parts = member.name.removeprefix("./").split("/")
+            if (
+                member.isfile()
+                and parts[:3] == ["usr", "share", "doc"]
+                and parts[4:] == ["copyright"]
+            ):
+                fh = tf.extractfile(member)
+                text = fh.read().decode("utf-8", errors="replace") if fh else ""
+                out[parts[3]] = _dep5_licence(text)
+    return out
+
+
+def dpkg_packages(status_file: Path) -> list[DebPackage]:
+    """Installed Debian packages in a rootfs's /var/lib/dpkg/status, each with the licence of
+    its copyright file when the base's rootfs.tar lies beside the status file (the base image
+    cache keeps both, mlgate.packaging.base_image)."""
+    out: list[DebPackage] = []
     if not status_file.is_file():
         return out
+    licences = _copyright_licences(status_file.parent / "rootfs.tar")
     for block in status_file.read_text(errors="replace").split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != " "
         )
         if fields.get("Package") and "installed" in fields.get("Status", ""):
-            out.append((fields["Package"], fields.get("Version", "")))
+            name = fields["Package"]
+            doc = name.split(":", 1)[0]  # multi-arch "libc6:amd64" documents in libc6/
+            out.append(DebPackage(name, fields.get("Version", ""), licences.get(doc)))
     return sorted(out)
 
 
@@ -66,10 +114,11 @@ def make_sbom(
     image_name: str,
     image_version: str,
     wheels: list[LockedWheel],
-    debian: list[tuple[str, str]] | None = None,
+    debian: Sequence[DebPackage | tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     components = [_component(w) for w in sorted(wheels, key=lambda w: w.name)]
-    for name, version in debian or []:
+    for pkg in debian or []:
+        name, version, licence = DebPackage(*pkg)
         components.append(
             {
                 "type": "library",
@@ -77,6 +126,8 @@ def make_sbom(
                 "name": name,
                 "version": version,
                 "purl": f"pkg:deb/debian/{name}@{version}",
+                # Debian's own short names (GPL-2+, ...), not SPDX ids: a name, not an id
+                "licenses": [{"license": {"name": licence or "NOASSERTION"}}],
             }
         )
     body = json.dumps(components, sort_keys=True).encode()
