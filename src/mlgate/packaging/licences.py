@@ -226,8 +226,8 @@ def installed(policy: LicencePolicy, path: list[str] | None = None) -> list[Dist
     seen: dict[tuple[str, str], DistLicence] = {}
     for dist in metadata.distributions(path=path) if path else metadata.distributions():
         lic = read_licence(dist.metadata, policy)  # type: ignore[arg-type]
-        if not lic.name:
-            raise ConfigError(f"{dist._path}: a distribution without a Name")  # type: ignore[attr-defined]
+        if not lic.name:  # a broken install: say where, rather than check a nameless thing
+            raise ConfigError(f"a distribution without a Name in {path or 'sys.path'}")
         seen.setdefault((lic.name, lic.version), lic)
     return list(seen.values())
 
