@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlgate.gitops.overlay import Release, write_release
 from mlgate.records.trailers import ChangeKind, commit_message, make_trailers
+from tests.gitops_helpers import cli
 
 IMAGE = "registry.example.invalid/credit-risk@sha256:" + "1" * 64
 
@@ -75,20 +76,6 @@ def promote(
 
 
 def run_cli(*args: str) -> tuple[int, str]:
-    """The CLI the way the console script runs it (errors -> exit codes): (code, out + err)."""
-    import contextlib
-    import sys
-    from io import StringIO
-
-    from mlgate.cli import app
-    from mlgate.commands._common import run_guarded
-
-    out, err = StringIO(), StringIO()
-    old_argv = sys.argv
-    sys.argv = ["mlgate", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run_guarded(app)
-    finally:
-        sys.argv = old_argv
-    return code, out.getvalue() + err.getvalue()
+    """`mlgate ARGS` in-process (tests.gitops_helpers.cli): (exit code, stdout + stderr)."""
+    code, out, err = cli(*args)
+    return code, out + err
