@@ -246,7 +246,8 @@ def input_series(day: dict[Any, float], shifted: dict[Any, float] | None) -> lis
     """Counters that grow each minute by what one scrape recorded: the ordinary day's increase
     for the whole run, or for `SHIFT_AT` minutes followed by the shifted mix's increase."""
     out = []
-    for key in sorted(set(day) | set(shifted or {})):
+    read = {n for r in rules() for n in metric_names(r["expr"])}  # what the rules read
+    for key in sorted(k for k in set(day) | set(shifted or {}) if k[0] in read):
         a = day.get(key, 0.0)
         b = (shifted or {}).get(key, a) - a if shifted is not None else a
         values = [
