@@ -25,8 +25,9 @@ from mlserver.settings import ModelParameters, ModelSettings
 from mlserver.types import InferenceRequest
 
 from mlgate.audit.explain import TOLERANCE, NotReproduced, explain_application
+from mlgate.audit.notice import principal_reasons
 from mlgate.config import PlatformSettings
-from mlgate.errors import BadInputError
+from mlgate.errors import BadInputError, ConfigError
 from mlgate.features.training_set import application_features
 from mlgate.packaging.model_artifact import export_model
 from mlgate.serving import client
@@ -35,11 +36,10 @@ from mlgate.serving.runtime import CUTOFF_ENV, CreditRiskRuntime
 from mlgate.serving.server import serving_ranges
 from mlgate.training.explain import recorded_dataset
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
+from mlgate.training.reason_codes import ReasonCode
 from mlgate.training.registry import load_scorer
 from tests.inventory_helpers import gitops_remote, promote, run_cli
 from tests.logsink_helpers import headers
-
-pytestmark = pytest.mark.slow
 
 CUTOFF = 0.15
 
@@ -150,6 +150,7 @@ def _tampered(logged: Logged, tmp_path: Path, kind: str, edit: Any) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_explain_reproduces_a_logged_decline_and_gives_the_notice(logged: Logged) -> None:
     res = explain_application(logged.settings, logged.declined, log=logged.log)
     assert res.source == "request-log" and res.reproduced is True
@@ -175,6 +176,7 @@ def test_explain_reproduces_a_logged_decline_and_gives_the_notice(logged: Logged
     assert "_" not in "".join(res.principal_reasons)  # no column names in a customer letter
 
 
+@pytest.mark.slow
 def test_an_approved_applicant_gets_no_notice(
     logged: Logged, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,6 +193,7 @@ def test_an_approved_applicant_gets_no_notice(
     assert code == 0 and "reproduced: logged PD" in text and "NOTICE OF ACTION TAKEN" in text
 
 
+@pytest.mark.slow
 def test_features_the_server_looked_up_are_rebuilt_as_of_the_lookup(logged: Logged) -> None:
     res = explain_application(logged.settings, logged.keyed, log=logged.log)
     assert res.reproduced is True and res.pd_difference is not None
@@ -200,6 +203,7 @@ def test_features_the_server_looked_up_are_rebuilt_as_of_the_lookup(logged: Logg
     assert res.features["annual_income"] is not None
 
 
+@pytest.mark.slow
 def test_a_record_with_a_changed_pd_is_refused(
     logged: Logged, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +221,7 @@ def test_a_record_with_a_changed_pd_is_refused(
     assert repr(original.pd - 0.01) in output  # the logged (tampered) PD
 
 
+@pytest.mark.slow
 def test_a_record_with_changed_features_is_refused(logged: Logged, tmp_path: Path) -> None:
     def richer(body: dict[str, Any]) -> None:
         inp = next(i for i in body["inputs"] if i["name"] == "annual_income")
@@ -230,6 +235,7 @@ def test_a_record_with_changed_features_is_refused(logged: Logged, tmp_path: Pat
     assert err.value.exit_code == 1
 
 
+@pytest.mark.slow
 def test_an_unknown_application_is_exit_2_naming_it(
     logged: Logged, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,6 +245,7 @@ def test_an_unknown_application_is_exit_2_naming_it(
     assert "'no-such-application'" in output and "not in the data source" in output
 
 
+@pytest.mark.slow
 def test_an_application_only_in_the_data_source_is_explained(
     logged: Logged, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -259,3 +266,29 @@ def test_an_application_only_in_the_data_source_is_explained(
     assert res.decision == "decline" and res.principal_reasons == from_log.principal_reasons
     with pytest.raises(BadInputError, match="ran no credit_risk in prod"):
         explain_application(logged.settings, app_id, log=empty)
+
+
+def _code(feature: str, code: str) -> ReasonCode:
+    return ReasonCode(feature=feature, value=1.0, reference=0.0, contribution=0.5, code=code,
+                      description="")  # fmt: skip
+
+
+def test_the_notice_wording_is_the_configs_and_a_missing_one_is_named() -> None:
+    wording = {"payment_score": "Payment history", "loan_purpose=cash": "Purpose: cash"}
+    codes = [
+        _code("loan_purpose", "loan_purpose=cash"),
+        _code("payment_score", "payment_score:lower"),
+    ]
+    assert principal_reasons("decline", codes, wording, "m.yaml") == [
+        "Purpose: cash", "Payment history"]  # fmt: skip
+    assert principal_reasons("approve", codes, wording, "m.yaml") == []
+    assert principal_reasons("refer", codes, wording, "m.yaml") == []
+    with pytest.raises(ConfigError, match=r"m.yaml: reason_codes.plain_language: .*'dti:higher'"):
+        principal_reasons("decline", [_code("dti", "dti:higher")], wording, "m.yaml")
+
+
+def test_an_application_id_that_would_change_a_record_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, output = run_cli("audit", "explain", "--application-id", "a-1\nModel: other")
+    assert code == 2 and "--application-id" in output
