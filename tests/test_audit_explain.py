@@ -4,9 +4,11 @@ features) refused; an unknown application exit 2; the adverse-action notice list
 applicant's principal reasons and none for an approved one.
 
 Set-up (once per module): the session's registered model in the model server's runtime
-(`serving.runtime`, what Seldon runs; in process) at cut-off 0.15, a GitOps remote whose main runs that version in prod at cut-off 0.15, and
-two applications (one the model declines, one it approves) sent with their row key and
-point-in-time features; request and response stored as the sink stores Seldon's CloudEvents.
+(`serving.runtime`, what Seldon runs; in process) at cut-off 0.15, a GitOps remote whose main
+runs that version in prod at cut-off 0.15, two applications (one the model declines, one it
+approves) sent with their row key and point-in-time features, and one sent with only its
+applicant key and own fields (the runtime looks the rest up in Feast); each request and
+response stored as the sink stores Seldon's CloudEvents.
 """
 
 from __future__ import annotations
