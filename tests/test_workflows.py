@@ -143,6 +143,22 @@ def test_no_secret_is_echoed(path: Path) -> None:
                 assert not re.search(r"TOKEN|SECRET|PASSWORD", line), f"{path.name}: {line}"
 
 
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_install_is_hash_checked(path: Path) -> None:
+    """mlgate comes from `make venv` (the hash-checked lock); any other pip install must check
+    hashes too, and `.venv/bin/mlgate` is only run after the venv was made."""
+    made = False
+    for run in _runs(_load(path)):
+        for line in run.replace("\\\n", " ").splitlines():
+            if re.search(r"\bpip3?\b.*\binstall\b", line):
+                editable = "--no-deps" in line and re.search(r"-e\s+\.(\s|$)", line)
+                assert "--require-hashes" in line or editable, f"{path.name}: {line.strip()}"
+            if re.search(r"\bmake\b.*\b(venv|test)\b", line):
+                made = True
+            if ".venv/bin/" in line:
+                assert made, f"{path.name}: {line.strip()} runs before `make venv`"
+
+
 def _rollback_step(name_starts: str) -> str:
     doc = _load(REPO_ROOT / ".github/workflows/rollback.yml")
     return next(s["run"] for s in _steps(doc) if s.get("name", "").startswith(name_starts))
