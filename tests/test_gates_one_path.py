@@ -29,7 +29,7 @@ from mlgate.gates import registry
 from mlgate.gates.run import run_gates_for_model
 from mlgate.gitops.overlay import Release, write_release
 from mlgate.gitops.repo import GitopsRepo
-from mlgate.pipelines import steps
+from mlgate.pipelines.steps import gates, monitoring, training
 
 pytestmark = pytest.mark.slow
 
@@ -101,15 +101,15 @@ def test_pipeline_and_cli_judge_at_the_moved_served_cutoff(
     model_json = tmp_path / "model.json"
     model_json.write_text(json.dumps({"model_version": reg.version}))
     ev = tmp_path / "evidence"
-    steps.evaluate_model(
+    training.evaluate_model(
         MODEL_CONFIG, str(policy), reg.version, "stage", str(reg.workspace / "data" / "world"),
         str(model_json), str(ev),
     )  # fmt: skip
     results = []
     for name in registry.names():
         results.append(str(tmp_path / f"{name}.json"))
-        steps.run_gate(name, str(policy), "stage", str(ev), results[-1])
-    steps.decide(
+        gates.run_gate(name, str(policy), "stage", str(ev), results[-1])
+    gates.decide(
         str(policy), "stage", reg.version, str(ev), results, str(tmp_path / "r.html"),
         str(tmp_path / "piped"),
     )  # fmt: skip
@@ -163,7 +163,7 @@ def test_monitor_cli_and_pipeline_step_agree_and_send_the_same_alert(
     run = CliRunner().invoke(app, [*args, "--policy", str(policy), "--webhook", url, "--json"])
     assert run.exit_code == 1, run.output
     by_cli = json.loads(run.output)
-    out = steps.monitor(
+    out = monitoring.monitor(
         MODEL_CONFIG, str(policy), "prod", "", 90, url, True, str(tmp_path / "m.json"),
         str(tmp_path / "m.html"),
     )  # fmt: skip
@@ -181,7 +181,7 @@ def test_monitor_cli_and_pipeline_step_agree_and_send_the_same_alert(
     assert alert["mlgate"]["status"] == "FAIL" and alert["mlgate"]["env"] == "prod"
     assert "drift" in alert["text"] and alert["blocks"][0]["type"] == "header"
     # Retraining switched off: the same FAIL, but the pipeline does not start a retrain.
-    off = steps.monitor(
+    off = monitoring.monitor(
         MODEL_CONFIG, str(policy), "prod", "", 90, "", False, str(tmp_path / "m2.json"),
         str(tmp_path / "m2.html"),
     )  # fmt: skip
@@ -200,7 +200,7 @@ def test_monitor_fail_retrains_and_a_new_challenger_is_registered(
     strict = yaml.safe_load(policy.read_text())
     strict["drift"].update(psi_watch=0.0001, psi_act=0.0002, score_psi_act=0.0002)
     policy.write_text(yaml.safe_dump(strict))
-    out = steps.monitor(
+    out = monitoring.monitor(
         MODEL_CONFIG, str(policy), "prod", "", 90, url, True, str(tmp_path / "m.json"),
         str(tmp_path / "m.html"),
     )  # fmt: skip
@@ -208,7 +208,9 @@ def test_monitor_fail_retrains_and_a_new_challenger_is_registered(
     assert out.metadata["retrain_reason"].startswith("monitor FAIL: drift")
     assert received and received[0]["mlgate"]["retrain"]["retrain"] is True
     # What the pipeline's retrain branch runs: the training pipeline, here on the local runner.
-    started = steps.trigger_retrain(MODEL_CONFIG, "", "dev", "skip", "", str(tmp_path / "run.json"))
+    started = monitoring.trigger_retrain(
+        MODEL_CONFIG, "", "dev", "skip", "", str(tmp_path / "run.json")
+    )
     assert started.value == "SUCCESS"
     client = connect(settings)
     new = resolve_version(client, "credit_risk", "challenger")
@@ -234,7 +236,7 @@ def test_inconclusive_from_immature_labels_does_not_retrain(
         "monitor": {"early_delinquency_ratio": 100.0, "alert_on_watch": False},
     }
     policy.write_text(yaml.safe_dump(calm))
-    out = steps.monitor(
+    out = monitoring.monitor(
         MODEL_CONFIG, str(policy), "dev", "", 90, url, True, str(tmp_path / "m.json"),
         str(tmp_path / "m.html"),
     )  # fmt: skip

@@ -114,3 +114,18 @@ def test_without_the_isolation_the_planted_leak_goes_unnoticed(
         warnings.simplefilter("ignore")
         task = through_workspace()
     assert task.output == "made by leave_file"
+
+
+def test_the_workspace_world_is_handed_to_the_data_step_explicitly(workspace: Path) -> None:
+    """Tasks cannot see the CLI's workspace: its world reaches the pipeline as `data_source`
+    (when there is one and the pipeline takes it), never through a shared disk."""
+    from mlgate.pipelines import catalog
+    from mlgate.pipelines.local import workspace_data
+
+    settings = load_settings(workspace=str(workspace))
+    training = catalog.load("training")
+    assert workspace_data(training, settings) == {}  # no world: the data step decides
+    world = workspace / "data" / "world"
+    world.mkdir(parents=True)
+    assert workspace_data(training, settings) == {"data_source": str(world)}
+    assert workspace_data(through_artifact, settings) == {}  # takes no data_source

@@ -1,12 +1,15 @@
-"""The training pipeline end to end with Kubeflow's local runner (the embedded default).
+"""The training pipeline end to end with Kubeflow's local runner, every task isolated as a pod.
 
-One workspace on the session's small world (tests/fixtures/world.py): a first run with a
-policy whose sample-size minimums suit the small world registers version 1, passes every gate
-and opens the promotion branch; a second run under a policy override that makes the
-performance gate fail registers version 2 and stops before the image step, its output being
-the gate report. Images are configured as built elsewhere (`image_build=skip`): building a
-model-server image takes minutes here (tests/test_image_* cover that path), so the fixture
-leaves the build record a separate `mlgate image build` would leave for version 1.
+Every task runs in its own empty workspace, removed when it ends (mlgate.pipelines.local), and
+reaches only the artifacts and real services: an `mlflow server` process, a GitOps remote (a
+bare repository) and the session's small world as the data source (tests/fixtures/world.py).
+A first run with a policy whose sample-size minimums suit the small world registers version 1
+and passes every gate; its images are configured as built elsewhere (`image_build=skip`) and
+none was built for the new version, so the promotion step proposes nothing and says so. A CI
+job then builds it (here: the MLflow tags `mlgate image build` writes) and the promotion step
+opens the PR from the run's own gate-report artifact. A second run under a policy override
+that makes the performance gate fail registers version 2 and stops before the image step, its
+output being the gate report.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import yaml
 
 from mlgate.config import REPO_ROOT, load_settings
 from mlgate.pipelines.local import LocalRunResult, run_local
+from tests.fixtures.services import gitops_remote
 
 pytestmark = pytest.mark.slow
 
@@ -46,39 +50,37 @@ def _policy(path: Path, **floors: float) -> Path:
     return path
 
 
-def _image_built_elsewhere(ws: Path, version: str) -> str:
-    """The build record `mlgate image build` writes after pushing (what skip mode pins)."""
-    repo, digest = "127.0.0.1:5555/credit_risk", "sha256:" + "ab" * 32
-    record = ws / "images" / "credit_risk" / f"{version}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(
-        json.dumps(
-            {
-                "model": "credit_risk",
-                "version": version,
-                "repository": repo,
-                "reference": f"{repo}:{version}-test",
-                "digest": digest,
-                "labels": {},
-                "sbom_digest": "sha256:" + "cd" * 32,
-                "created": "2026-11-22T00:00:00+00:00",
-                "content_hash": "test",
-                "base": "test",
-            }
-        )
-    )
-    return f"{repo}@{digest}"
+IMAGE = "127.0.0.1:5555/credit_risk@sha256:" + "ab" * 32
+
+
+def _report_files(run: LocalRunResult) -> Path:
+    """The decision step's `report_files` artifact (report.json/.md/.html) of a run."""
+    return Path(run.outputs["Output"]["uri"]).parent / "report_files"
+
+
+def _report(run: LocalRunResult) -> dict[str, Any]:
+    return json.loads((_report_files(run) / "report.json").read_text())
 
 
 @pytest.fixture(scope="session")
-def pipeline_runs(tmp_path_factory: pytest.TempPathFactory, small_world: Any) -> dict[str, Any]:
+def pipeline_runs(
+    tmp_path_factory: pytest.TempPathFactory, small_world: Any, mlflow_service: str
+) -> dict[str, Any]:
+    from mlgate.pipelines.steps import release
+    from mlgate.records.tags import image_tags
+    from mlgate.training.track import tag_version
+
     root = tmp_path_factory.mktemp("pipeline")
     ws = root / "ws"
+    # The CLI's workspace holds a world (the in-process monitoring test reads it); the tasks
+    # never see it: they read the data source they are given, copied into the `data` artifact.
     (ws / "data").mkdir(parents=True)
     (ws / "data" / "world").symlink_to(small_world[0], target_is_directory=True)
     out: dict[str, Any] = {"ws": ws}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_WORKSPACE", str(ws))
+        mp.setenv("MLGATE_MLFLOW__TRACKING_URI", mlflow_service)
+        mp.setenv("MLGATE_GITOPS__REMOTE", str(gitops_remote(root)))
         # The small world's policy is this run's reviewed policy (the platform's setting):
         # promote verifies a report only against the policy in force, never a run's argument.
         reviewed = root / "policies"
@@ -87,31 +89,28 @@ def pipeline_runs(tmp_path_factory: pytest.TempPathFactory, small_world: Any) ->
         mp.setenv("MLGATE_POLICY_DIR", str(reviewed))
         out["policy_dir"] = reviewed
         settings = load_settings()
-        out["image"] = _image_built_elsewhere(ws, "1")
+        data = {"data_source": str(small_world[0]), "image_build": "skip"}
         events: list[tuple[str, str]] = []
         out["pass"] = run_local(
             "training",
             settings,
-            arguments={"policy": "", "image_build": "skip"},
+            arguments={"policy": "", **data},
             progress=lambda task, what: events.append((task, what)),
         )
         out["events"] = events
+        # A CI job builds version 1's image and records it where pods find it: MLflow.
+        repo, digest = IMAGE.split("@")
+        tag_version(settings, "credit_risk", "1", image_tags(repo, digest))
+        out["promotion"] = release.open_promotion(
+            "credit_risk", "1", "dev", "", str(_report_files(out["pass"])), str(root / "pr.json")
+        )
         out["fail"] = run_local(
             "training",
             settings,
-            arguments={
-                "policy": str(_policy(root / "fail.yaml", min_auc=0.99)),
-                "image_build": "skip",
-            },
+            arguments={"policy": str(_policy(root / "fail.yaml", min_auc=0.99)), **data},
         )
         out["settings"] = settings
     return out
-
-
-def _report(ws: Path, version: str) -> dict[str, Any]:
-    return json.loads(
-        (ws / "reports" / "gates" / f"credit_risk-v{version}-dev" / "report.json").read_text()
-    )
 
 
 def test_passing_run_registers_reports_and_opens_the_promotion(pipeline_runs) -> None:
@@ -123,7 +122,7 @@ def test_passing_run_registers_reports_and_opens_the_promotion(pipeline_runs) ->
     assert run.status == "SUCCESS", Path(run.log).read_text()[-3000:]
     ran = set(run.ran)
     assert BEFORE_IMAGE <= ran
-    assert sum(t.startswith("run-gate") for t in ran) == 6  # one task per gate
+    assert sum(t.startswith("run-gate") for t in run.ran) == 6  # one task per gate
     assert {"build-image", "open-promotion"} <= ran
     assert all(t.status == "SUCCESS" for t in run.tasks)
     # Progress was reported as tasks started and finished.
@@ -134,7 +133,7 @@ def test_passing_run_registers_reports_and_opens_the_promotion(pipeline_runs) ->
     mv = resolve_version(connect(settings), "credit_risk", "1")
     assert str(mv.version) == "1"
 
-    report = _report(ws, "1")
+    report = _report(run)
     assert report["challenger"] == "1" and report["env"] == "dev"
     assert report["verdict"] == "PASS"
     assert {g["name"] for g in report["gates"]} == {
@@ -144,10 +143,19 @@ def test_passing_run_registers_reports_and_opens_the_promotion(pipeline_runs) ->
     html = Path(run.outputs["Output"]["uri"])
     assert "credit_risk" in html.read_text()
 
+    # Every task's workspace was removed when it ended (a pod's filesystem goes with the pod).
+    assert not any((ws / "kfp" / "tasks").iterdir())
+    # No image was built for the new version yet: the promotion step proposed nothing.
+    (said_file,) = Path(run.pipeline_root).rglob("open-promotion/pull_request")
+    said = json.loads(said_file.read_text())
+    assert said["opened"] is False and "no image for credit_risk 1" in said["reason"]
+
+    # Once CI recorded the image in MLflow, the promotion from the run's report artifact opens.
+    assert pipeline_runs["promotion"].metadata["opened"] is True
     prs = {pr.branch: pr for pr in list_prs(settings)}
     pr = prs["promote/credit_risk-1-dev"]
     assert pr.version == "1" and pr.env == "dev"
-    assert pr.trailers["image"] == [pipeline_runs["image"]]
+    assert pr.trailers["image"] == [IMAGE]
     assert pr.trailers["gate-result"] == ["PASS"]
 
 
@@ -155,12 +163,11 @@ def test_failing_gate_stops_before_the_image_step(pipeline_runs) -> None:
     from mlgate.gitops.pr import list_prs
 
     run: LocalRunResult = pipeline_runs["fail"]
-    ws: Path = pipeline_runs["ws"]
     # A gate FAIL is a decision, not a crash: the run ends green, blocked, with the report.
     assert run.status == "SUCCESS", Path(run.log).read_text()[-3000:]
     assert BEFORE_IMAGE <= set(run.ran)
     assert "build-image" not in run.ran and "open-promotion" not in run.ran
-    report = _report(ws, "2")
+    report = _report(run)
     perf = next(g for g in report["gates"] if g["name"] == "performance")
     assert perf["status"] == "FAIL"
     assert report["verdict"] == "FAIL"
@@ -169,36 +176,29 @@ def test_failing_gate_stops_before_the_image_step(pipeline_runs) -> None:
     assert not any(b.startswith("promote/credit_risk-2-") for b in branches)
 
 
-def test_monitoring_steps_on_the_merged_version(pipeline_runs, tmp_path: Path) -> None:
-    """After the PR merges, version 1 runs stable in dev: the monitoring steps watch it."""
+def test_monitoring_step_on_the_merged_version(pipeline_runs, tmp_path: Path) -> None:
+    """After the PR merges, version 1 runs stable in dev: the monitoring step watches it."""
     from mlgate.gitops.pr import merge_pr
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import monitoring
 
     ws: Path = pipeline_runs["ws"]
     policy = str(_policy(tmp_path / "monitor.yaml"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_WORKSPACE", str(ws))
         mp.setenv("MLGATE_POLICY_DIR", str(pipeline_runs["policy_dir"]))
+        settings = pipeline_runs["settings"]  # the same services as the runs
+        mp.setenv("MLGATE_MLFLOW__TRACKING_URI", str(settings.mlflow.tracking_uri))
+        mp.setenv("MLGATE_GITOPS__REMOTE", str(settings.gitops.remote))
         merge_pr(pipeline_runs["settings"], "promote/credit_risk-1-dev", ["carol"])
-        # 90 days: in 30 days the small world's 65+ group has ~25 applicants, too few to judge.
-        window = steps.monitoring_window(
-            "config/models/credit_risk.yaml", policy, "dev", 90, str(tmp_path / "ev")
-        )
-        assert window.value == "1"
-        assert window.metrics["current_rows"] > 100
-        paths = {}
-        for gate in ("drift", "performance", "fairness"):
-            paths[gate] = str(tmp_path / f"{gate}.json")
-            steps.run_gate(gate, policy, "dev", str(tmp_path / "ev"), paths[gate])
-        results = {g: json.loads(Path(p).read_text())["result"] for g, p in paths.items()}
-        # The static world has no labels that matured after the training data ended: the
-        # performance gate cannot judge, and says so (never a pass).
-        assert results["performance"]["status"] == "INCONCLUSIVE"
-        assert "no labels matured since training" in results["performance"]["summary"]
-        assert results["fairness"]["status"] == "PASS", results["fairness"]["reasons"]
-        assert results["drift"]["status"] in ("PASS", "FAIL"), results["drift"]["reasons"]
-        summary = steps.monitoring_summary(
-            "dev", "1", "", True, paths, str(tmp_path / "summary.html")
-        )
-        assert summary.value == "INCONCLUSIVE"
-        assert summary.metadata["retrain"] == "yes"
+        # The one monitor (mlgate monitor's run_monitor) on git's stable version in dev; 90
+        # days: in 30 days the small world's 65+ group has ~25 applicants, too few to judge.
+        out = monitoring.monitor(
+            "config/models/credit_risk.yaml", policy, "dev", "", 90, "", True,
+            str(tmp_path / "m.json"), str(tmp_path / "m.html"),
+        )  # fmt: skip
+        report = json.loads((tmp_path / "m.json").read_text())
+        assert report["version"] == "1" and out.value == report["overall"]
+        names = [c["name"] for c in report["checks"]]
+        assert names == ["performance", "calibration", "early_delinquency", "drift", "fairness"]
+        # A retrain only on a FAIL (or the policy's max model age), never on INCONCLUSIVE.
+        assert out.metadata["retrain"] == ("yes" if out.value == "FAIL" else "no")

@@ -13,8 +13,9 @@ import pytest
 from mlgate.config import REPO_ROOT
 from mlgate.errors import BadInputError
 from mlgate.gates.inputs import DriftData, HoldoutScores
-from mlgate.pipelines import evidence, steps
+from mlgate.pipelines import evidence
 from mlgate.pipelines.local import _LogTap
+from mlgate.pipelines.steps import gates as steps
 
 POLICY = str(REPO_ROOT / "config" / "policies" / "credit_risk.yaml")
 

@@ -25,8 +25,9 @@ PROBE = """
 import json, sys
 from mlgate.config import REPO_ROOT
 from mlgate.features.store import TEMPLATE_DIR
-from mlgate.pipelines import catalog, steps
-cfg = steps._model_cfg("config/models/credit_risk.yaml")
+from mlgate.pipelines import catalog
+from mlgate.pipelines.steps import common as steps
+cfg = steps.model_cfg("config/models/credit_risk.yaml")
 found = {
     "root": str(REPO_ROOT),
     "model": str(steps.resolve("config/models/credit_risk.yaml")),

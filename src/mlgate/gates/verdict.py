@@ -2,7 +2,7 @@
 them block, and what they add up to.
 
 Three judges produce reports: `gates run` (`evaluate.run_gates`), the training pipeline's
-decision step (`pipelines.steps.decide`, gate results from the per-gate tasks) and the canary
+decision step (`pipelines.steps.gates.decide`, gate results from the per-gate tasks) and the canary
 analysis (`canary.analysis.judge`); `gates.verify` re-derives a stored report with the same
 function before a promotion rests on it. So they cannot disagree on the rules:
 - a promotion report holds exactly the gates the policy applies in the environment
@@ -23,7 +23,7 @@ from mlgate.gates.registry import spec
 from mlgate.gates.result import CanaryRun, GateReport, GateResult, GateStatus, ReportKind, worst
 
 # The checks a canary analysis runs (mlgate.canary.analysis.judge), every one blocking.
-CANARY_CHECKS = ("volume", "drift", "fairness", "early_delinquency")
+CANARY_CHECKS = ("volume", "drift", "fairness", "early_delinquency", "pnl")
 
 
 def required_gates(kind: ReportKind, policy: GatePolicy, env: str) -> dict[str, bool]:

@@ -42,7 +42,8 @@ import yaml
 from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
-from mlgate.gitops.repo import GitopsRepo, seed_bare
+from mlgate.errors import ConfigError
+from mlgate.gitops.repo import GitopsRepo, seed_embedded
 from mlgate.pipelines import catalog
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -140,7 +141,12 @@ def isolated_tasks(root: Path, wrap: TaskCommand | None = None) -> Iterator[None
     from kfp.local import subprocess_task_handler as handler
 
     root.mkdir(parents=True, exist_ok=True)
-    original = handler.run_local_subprocess
+    original = getattr(handler, "run_local_subprocess", None)
+    if original is None:  # another kfp: running without isolation would hide leaks
+        raise ConfigError(
+            "kfp.local.subprocess_task_handler.run_local_subprocess is gone (kfp changed?): "
+            "mlgate cannot isolate the local runner's tasks; pin kfp 2.17"
+        )
 
     def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
         ws = Path(tempfile.mkdtemp(prefix="task-", dir=root))
@@ -172,7 +178,7 @@ def task_settings(settings: PlatformSettings) -> PlatformSettings:
     CLI would seed it). Each task's workspace is its own (MLGATE_WORKSPACE)."""
     repo = GitopsRepo.locate(settings)
     if settings.gitops.remote is None and not Path(repo.remote).exists():
-        seed_bare(Path(repo.remote), branch=repo.branch)
+        seed_embedded(settings, Path(repo.remote), repo.branch)
     return settings.model_copy(
         update={
             "workspace": None,

@@ -1,11 +1,14 @@
 """Demo step 70: the Kubeflow pipelines: compile check, then the training pipeline run locally.
 
-The same pipeline definition users upload in the Kubeflow UI (pipelines/compiled/*.yaml) runs
-here with Kubeflow's local runner on the embedded default: the workspace's world (step 10),
-Feast, MLflow and the gitops repository. The fast demo (what the tests run) only checks the
-compiled YAML; tests/test_pipeline_local.py covers the local run itself. The image build is configured as skipped (the
-images step builds images; a cluster run builds with buildah), so a run whose gates all pass
-proposes the promotion only if this version's image exists, and says so otherwise.
+The same pipeline definition users upload in the Kubeflow UI (mlgate/kubeflow/pipelines/
+compiled/*.yaml) runs here with Kubeflow's local runner on the embedded default, each task in
+its own empty workspace as in a pod: the workspace's world (step 10) handed to the data step as
+`data_source` and copied into the `data` artifact, Feast per task over that copy, and the
+workspace's MLflow and gitops repository as the services. The fast demo (what the tests run)
+only checks the compiled YAML; tests/test_pipeline_local.py covers the local run itself. The
+image build is configured as skipped (the images step builds images; a cluster run builds with
+buildah), so a run whose gates all pass proposes the promotion only if this version's image is
+recorded (MLflow tags), and says so otherwise.
 """
 
 from __future__ import annotations

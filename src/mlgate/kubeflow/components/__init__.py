@@ -1,7 +1,8 @@
 """KFP v2 lightweight Python components: the steps the Kubeflow UI shows.
 
-Each component is a thin wrapper that calls ONE function of `mlgate.pipelines.steps` (which in
-turn calls the capability's library: data, features, training, gates, packaging, gitops) and
+Each component is a thin wrapper that calls ONE function of its stage's module in
+`mlgate.pipelines.steps` (`components/data.py` -> `steps/data.py`, ...; which in turn calls the
+capability's library: data, features, training, gates, packaging, gitops) and
 moves typed artifacts (Dataset, Model, Metrics, HTML) between steps. Kubeflow executes a
 lightweight component from its function source alone, so every import sits inside the
 function body; the platform image (`mlgate.pipelines.platform.platform_image()`, env

@@ -12,15 +12,17 @@ from mlgate.pipelines.platform import platform_image
 def prepare_data(
     model_config: str,
     world_applications: int,
+    data_source: str,
     data: Output[Dataset],
     metrics: Output[Metrics],
 ) -> str:
-    """Generate the synthetic world if the dataset is synthetic and absent (or
-    world_applications > 0 asks for a fresh one of that size), then fingerprint it.
+    """Publish the run's data as the `data` artifact that every later step reads: a copy of
+    `data_source` (default: the dataset config's path), or, for the synthetic world, a world
+    generated when the source has none (or world_applications > 0 asks for another size).
     Returns the dataset's content fingerprint."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import data as stage
 
-    out = steps.prepare_data(model_config, world_applications, data.path)
+    out = stage.prepare_data(model_config, world_applications, data_source, data.path)
     data.metadata.update(out.metadata)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
@@ -34,10 +36,11 @@ def validate_data(
     report: Output[HTML],
     metrics: Output[Metrics],
 ) -> str:
-    """Validate the dataset against its config; fails the run with the list of problems."""
-    from mlgate.pipelines import steps
+    """Validate the `data` artifact against the dataset config; fails the run with the list of
+    problems."""
+    from mlgate.pipelines.steps import data as stage
 
-    out = steps.validate_data(model_config, data.path, report.path)
+    out = stage.validate_data(model_config, data.path, report.path)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
     return out.value

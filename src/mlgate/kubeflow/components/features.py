@@ -13,11 +13,11 @@ def build_training_set(
     training_set: Output[Dataset],
     metrics: Output[Metrics],
 ) -> int:
-    """Ask Feast for a point-in-time correct training set (approved, matured applications).
-    Returns the number of rows."""
-    from mlgate.pipelines import steps
+    """Ask Feast for a point-in-time correct training set (approved, matured applications) over
+    the `data` artifact. Returns the number of rows."""
+    from mlgate.pipelines.steps import features as stage
 
-    out = steps.build_training_set(model_config, training_set.path)
+    out = stage.build_training_set(model_config, data.path, training_set.path)
     training_set.metadata.update(out.metadata)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)

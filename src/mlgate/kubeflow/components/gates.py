@@ -19,9 +19,9 @@ def run_gate(
 ) -> str:
     """Run one gate on the evaluation's evidence. Returns PASS, FAIL or INCONCLUSIVE; a FAIL
     does not fail the task (the decision step routes the run), a crash is INCONCLUSIVE."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import gates as stage
 
-    out = steps.run_gate(gate, policy, env, gate_inputs.path, result.path)
+    out = stage.run_gate(gate, policy, env, gate_inputs.path, result.path)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
     return out.value
@@ -42,9 +42,9 @@ def decide(
     registered gates): PASS only if every gate the policy applies in `env` passed. Writes
     the gate report: HTML to view here, and the folder (report.json/.md/.html) that the
     promotion PR carries. Returns PASS, FAIL or INCONCLUSIVE."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import gates as stage
 
-    out = steps.decide(
+    out = stage.decide(
         policy,
         env,
         model_version,

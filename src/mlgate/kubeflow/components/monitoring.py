@@ -29,9 +29,9 @@ def monitor(
     when `retrain_on_alert` is set."""
     from collections import namedtuple
 
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import monitoring as stage
 
-    out = steps.monitor(
+    out = stage.monitor(
         model_config,
         policy,
         env,
@@ -60,8 +60,8 @@ def trigger_retrain(
     """Start the training pipeline: in a cluster through the Kubeflow API (`kfp_host`, default
     the in-cluster ml-pipeline service), on one machine with the local runner. Returns the run
     id (cluster) or the local run's status."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import monitoring as stage
 
-    out = steps.trigger_retrain(model_config, policy, env, image_build, kfp_host, run.path)
+    out = stage.trigger_retrain(model_config, policy, env, image_build, kfp_host, run.path)
     run.metadata.update(out.metadata)
     return out.value

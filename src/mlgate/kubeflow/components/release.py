@@ -18,9 +18,9 @@ def build_image(
     record is used if there is one). Returns the reference pinned by digest ('' if none).
     A Python component that dispatches by configuration, because Kubeflow's local runner
     cannot run container components."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import release as stage
 
-    out = steps.build_image(model_name, model_version, image_build, image.path)
+    out = stage.build_image(model_name, model_version, image_build, image.path)
     image.metadata.update(out.metadata)
     return out.value
 
@@ -36,9 +36,9 @@ def open_promotion(
 ) -> str:
     """Write the promotion as one commit on branch promote/<model>-<version>-<env> and open a
     pull request whose body is the gate report. Returns the branch."""
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import release as stage
 
-    out = steps.open_promotion(
+    out = stage.open_promotion(
         model_name, model_version, env, image_ref, report_files.path, pull_request.path
     )
     pull_request.metadata.update(out.metadata)

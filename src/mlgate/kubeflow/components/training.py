@@ -13,23 +13,26 @@ from mlgate.pipelines.platform import platform_image
 def train_model(
     model_config: str,
     data_fingerprint: str,
+    data: Input[Dataset],
     training_set: Input[Dataset],
     model: Output[Model],
+    card: Output[HTML],
     metrics: Output[Metrics],
-) -> NamedTuple("Outputs", [("model_name", str), ("model_version", str)]):  # noqa: F821
-    """Fit the calibrated model, log it to MLflow and register a version (alias challenger).
-    Returns the registered model's name and version."""
+) -> NamedTuple("Outputs", [("model_name", str), ("model_version", str)]):  # type: ignore[valid-type]  # noqa: F821, E501 - kfp's output form
+    """Fit the calibrated model, log it to MLflow and register a version (alias challenger);
+    its model card is the `card` output. Returns the registered model's name and version."""
     from collections import namedtuple
 
-    from mlgate.pipelines import steps
+    from mlgate.pipelines.steps import training as stage
 
-    out = steps.train_model(model_config, data_fingerprint, training_set.path, model.path)
+    out = stage.train_model(
+        model_config, data_fingerprint, data.path, training_set.path, model.path, card.path
+    )
     model.metadata.update(out.metadata)
     for key, value in out.metrics.items():
         metrics.log_metric(key, value)
-    return namedtuple("Outputs", ["model_name", "model_version"])(
-        out.metadata["model_name"], out.value
-    )
+    Outputs = namedtuple("Outputs", ["model_name", "model_version"])  # noqa: N806
+    return Outputs(out.metadata["model_name"], out.value)
 
 
 @dsl.component(base_image=platform_image(), install_kfp_package=False)
@@ -38,17 +41,18 @@ def evaluate_model(
     policy: str,
     model_version: str,
     env: str,
+    data: Input[Dataset],
     model: Input[Model],
     gate_inputs: Output[Dataset],
-    card: Output[HTML],
     metrics: Output[Metrics],
 ) -> str:
     """Score challenger and champion (the version git says runs in `env`) on the holdout and
-    take the drift windows. Returns the champion version ('' for a first version)."""
-    from mlgate.pipelines import steps
+    take the drift windows from the `data` artifact. Returns the champion version ('' for a
+    first version)."""
+    from mlgate.pipelines.steps import training as stage
 
-    out = steps.evaluate_model(
-        model_config, policy, model_version, env, model.path, gate_inputs.path, card.path
+    out = stage.evaluate_model(
+        model_config, policy, model_version, env, data.path, model.path, gate_inputs.path
     )
     gate_inputs.metadata.update(out.metadata)
     for key, value in out.metrics.items():

@@ -1,7 +1,6 @@
-"""KFP pipelines, one module per pipeline: `pipelines/<name>.py` defines `PIPELINE`.
+"""KFP pipelines, one module per pipeline: `mlgate.kubeflow.pipelines.<name>` defines `PIPELINE`.
 
-`mlgate pipeline compile` writes `pipelines/compiled/<name>.yaml` (committed: upload it in the
-Kubeflow UI), `mlgate pipeline run NAME --local` runs it on this machine. This folder and
-`components/` are importable packages found from the project root (see
-`mlgate.pipelines.catalog`).
+`mlgate pipeline compile` writes `compiled/<name>.yaml` next to them (committed, shipped as
+package data: upload it in the Kubeflow UI; `submit` sends it), `mlgate pipeline run NAME
+--local` runs it on this machine (`mlgate.pipelines.catalog` finds them).
 """

@@ -12,14 +12,13 @@ re-reads the data and registers a new version, which a cache hit would silently 
 from kfp import dsl
 from kfp.dsl import HTML
 
-from components.data import prepare_data, validate_data
-from components.features import build_training_set
-from components.gates import decide, run_gate
-from components.release import build_image, open_promotion
-from components.training import evaluate_model, train_model
+from mlgate.gates import registry
+from mlgate.kubeflow.components.data import prepare_data, validate_data
+from mlgate.kubeflow.components.features import build_training_set
+from mlgate.kubeflow.components.gates import decide, run_gate
+from mlgate.kubeflow.components.release import build_image, open_promotion
+from mlgate.kubeflow.components.training import evaluate_model, train_model
 from mlgate.pipelines.platform import BUILD_POOL, on_pool, with_git, with_mlflow, with_registry
-
-GATES = ("performance", "calibration", "drift", "fairness", "pnl", "swap")
 
 
 @dsl.pipeline(
@@ -31,9 +30,12 @@ def training(
     policy: str = "config/policies/credit_risk.yaml",
     env: str = "dev",
     world_applications: int = 0,
+    data_source: str = "",
     image_build: str = "buildah",
 ) -> HTML:
-    data = prepare_data(model_config=model_config, world_applications=world_applications)
+    data = prepare_data(
+        model_config=model_config, world_applications=world_applications, data_source=data_source
+    )
     data.set_display_name("data").set_caching_options(False)
     valid = validate_data(model_config=model_config, data=data.outputs["data"])
     valid.set_display_name("validate data").set_caching_options(False)
@@ -43,6 +45,7 @@ def training(
     train = train_model(
         model_config=model_config,
         data_fingerprint=data.outputs["Output"],
+        data=data.outputs["data"],
         training_set=tset.outputs["training_set"],
     )
     train.set_display_name("train + register").set_caching_options(False)
@@ -53,25 +56,25 @@ def training(
         policy=policy,
         model_version=train.outputs["model_version"],
         env=env,
+        data=data.outputs["data"],
         model=train.outputs["model"],
     )
     evaluation.set_display_name("evaluate (challenger vs champion)").set_caching_options(False)
     on_pool(with_git(with_mlflow(evaluation)))  # git: the champion, read as the CLI reads it
 
-    results = {}
-    for gate in GATES:
+    # One task per registered gate (mlgate.gates.registry): a new gate module adds its task.
+    with dsl.ParallelFor(items=list(registry.names()), name="gates") as gate:
         task = run_gate(
             gate=gate, policy=policy, env=env, gate_inputs=evaluation.outputs["gate_inputs"]
         )
-        task.set_display_name(f"gate: {gate}").set_caching_options(False)
-        results[gate] = task.outputs["result"]
+        task.set_display_name("gate").set_caching_options(False)
 
     decision = decide(
         policy=policy,
         env=env,
         model_version=train.outputs["model_version"],
         gate_inputs=evaluation.outputs["gate_inputs"],
-        **results,
+        results=dsl.Collected(task.outputs["result"]),
     )
     decision.set_display_name("gate decision").set_caching_options(False)
 
