@@ -32,6 +32,7 @@ import os
 import queue
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
@@ -142,6 +143,38 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> LogEvent:
         time=h["ce-time"],
         body=payload,
     )
+
+
+def event_headers(
+    kind: Literal["request", "response"],
+    *,
+    request_id: str,
+    namespace: str,
+    deployment: str,
+    predictor: str,
+    source: str,
+    model_id: str = "model",
+    protocol: str = "v2",
+) -> dict[str, str]:
+    """The binary-mode CloudEvent headers Seldon Core v1's executor sends for one logged
+    request or response (`executor/logger/worker.go`): a fresh `ce-id` per event, `ce-requestid`
+    (the Seldon-Puid) shared by the pair, `ce-endpoint` the predictor that handled it. The
+    writer beside `parse_event`, its parser (`mlgate serve`'s router logs with it)."""
+    kinds = {v: k for k, v in TYPES.items()}
+    return {
+        "Content-Type": "application/json",
+        "Ce-Id": str(uuid.uuid4()),
+        "Ce-Specversion": "1.0",
+        "Ce-Source": source,
+        "Ce-Type": kinds[kind],
+        "Ce-Time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z"),
+        "Ce-Requestid": request_id,
+        "Ce-Modelid": model_id,
+        "Ce-Inferenceservicename": deployment,
+        "Ce-Namespace": namespace,
+        "Ce-Endpoint": predictor,
+        "Ce-Protocol": protocol,
+    }
 
 
 LINE_HEAD = re.compile(rb'\{"id":"([^"\\]+)","kind":"(request|response)","request_id":"([^"\\]+)"')

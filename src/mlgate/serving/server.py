@@ -13,16 +13,19 @@ and metrics ports are set explicitly so several servers can share a machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 from pydantic import BaseModel
@@ -156,23 +159,39 @@ def mlserver_command(repository: Path) -> list[str]:
     return [sys.executable, "-m", "mlgate.serving.launch", "start", str(repository)]
 
 
-@contextmanager
-def serving(
+@dataclass
+class Launched:
+    """A model server started but not yet known to be ready (`launch`)."""
+
+    info: ServerInfo
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    log_path: str
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (even by
+    SIGKILL), so a killed `mlgate serve` leaves no model server behind (Linux prctl)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def launch(
     settings: PlatformSettings,
     model: str,
     version: str,
     *,
     port: int | None = None,
     cutoff: float | None = None,
-    timeout: float = 90,
     log_path: Path | None = None,
     implementation: str = RUNTIME,
     env: dict[str, str] | None = None,
-) -> Iterator[ServerInfo]:
-    """Start MLServer for one registered version on loopback; stop it on exit.
-
-    `env` adds environment variables (e.g. `MLGATE_SERVING_*` limits) to the server's.
-    """
+    die_with_parent: bool = False,
+) -> Launched:
+    """Start MLServer for one registered version on loopback without waiting for it; the
+    caller waits (`wait_ready`) and stops it (`stop`). Several can start side by side."""
     number = resolve_version(settings, model, version)
     ws = settings.ws()
     artifact = export_model(
@@ -192,7 +211,8 @@ def serving(
     environ = {**os.environ, **(env or {})}
     environ[CUTOFF_ENV] = str(cutoff if cutoff is not None else default_cutoff(model))
     environ["MLGATE_WORKSPACE"] = str(ws.root)
-    log = (log_path or repo / "mlserver.log").open("ab")
+    path = log_path or repo / "mlserver.log"
+    log = path.open("ab")
     proc = subprocess.Popen(
         mlserver_command(repo),
         cwd=repo,
@@ -200,37 +220,82 @@ def serving(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
     )
-    url = f"http://127.0.0.1:{http_port}"
+    info = ServerInfo(
+        model=model,
+        version=number,
+        url=f"http://127.0.0.1:{http_port}",
+        metrics_url=f"http://127.0.0.1:{metrics_port}{METRICS_PATH}",
+        pid=proc.pid,
+        repository=str(repo),
+    )
+    return Launched(info=info, proc=proc, log=log, log_path=str(path))
+
+
+def wait_launched(launched: Launched, timeout: float) -> None:
+    """`wait_ready` for a launched server; the error carries the tail of its log."""
     try:
-        try:
-            wait_ready(url, model, proc, timeout)
-        except ExternalServiceError as exc:
-            tail = (
-                (repo / "mlserver.log").read_text(errors="replace")[-1500:] if not log_path else ""
-            )
-            raise ExternalServiceError(f"{exc}\n{tail}") from exc
-        yield ServerInfo(
-            model=model,
-            version=number,
-            url=url,
-            metrics_url=f"http://127.0.0.1:{metrics_port}{METRICS_PATH}",
-            pid=proc.pid,
-            repository=str(repo),
-        )
+        wait_ready(launched.info.url, launched.info.model, launched.proc, timeout)
+    except ExternalServiceError as exc:
+        tail = Path(launched.log_path).read_text(errors="replace")[-1500:]
+        raise ExternalServiceError(f"{exc}\n{tail}") from exc
+
+
+def stop_launched(launched: Launched) -> None:
+    stop(launched.proc)
+    launched.log.close()
+
+
+@contextmanager
+def serving(
+    settings: PlatformSettings,
+    model: str,
+    version: str,
+    *,
+    port: int | None = None,
+    cutoff: float | None = None,
+    timeout: float = 90,
+    log_path: Path | None = None,
+    implementation: str = RUNTIME,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServerInfo]:
+    """Start MLServer for one registered version on loopback; stop it on exit.
+
+    `env` adds environment variables (e.g. `MLGATE_SERVING_*` limits) to the server's.
+    """
+    launched = launch(
+        settings,
+        model,
+        version,
+        port=port,
+        cutoff=cutoff,
+        log_path=log_path,
+        implementation=implementation,
+        env=env,
+    )
+    try:
+        wait_launched(launched, timeout)
+        yield launched.info
     finally:
-        stop(proc)
-        log.close()
+        stop_launched(launched)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """SIGTERM to the server's process group (it runs in its own session), SIGKILL after
+    `timeout`: nothing it started outlives it."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def parse_application(raw: str) -> dict[str, Any]:
