@@ -143,6 +143,22 @@ def test_image_missing_from_registry_is_reported(audit_env: AuditWorld) -> None:
     assert gaps == {("image", c) for c in pinning_three}
 
 
+def test_a_registry_that_does_not_answer_is_a_gap_not_a_pass(audit_env: AuditWorld) -> None:
+    from mlgate.config import RegistrySettings
+    from mlgate.packaging import registry
+
+    w = audit_env
+    settings = w.settings().model_copy(update={"registry": RegistrySettings(address=w.registry)})
+    registry.down(settings)
+    try:
+        gaps = verify_history(settings, only=["image"]).gaps
+    finally:
+        registry.up(settings)
+    assert gaps and all("did not answer" in g.message for g in gaps)
+    assert {g.version for g in gaps} == {"1", "2", "3", "4", "5"}
+    assert verify_history(settings, only=["image"]).gaps == []  # back up: every image found
+
+
 def test_unapproved_prod_change_pushed_to_main_is_reported(audit_env: AuditWorld) -> None:
     """A real promotion of v5 into prod (report verified, trailers fine) pushed to main
     without going through `pr merge`: no approval at all."""
