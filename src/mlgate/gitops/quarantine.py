@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from mlgate.errors import BadInputError
-from mlgate.gitops.overlay import model_dir
+from mlgate.gitops.overlay import Release, model_dir
 from mlgate.records.values import canonical_version
 
 _LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
@@ -45,6 +45,30 @@ class QuarantineEntry(BaseModel):
             return canonical_version(v, "version")
         except BadInputError as exc:
             raise ValueError(exc.message) from None
+
+
+def running_versions(release: Release | None) -> frozenset[str]:
+    """Every version a release runs, in any role (stable, canary, shadow): a pod of it exists."""
+    if release is None:
+        return frozenset()
+    roles = (release.stable_version, release.canary_version, release.shadow_version)
+    return frozenset(v for v in roles if v is not None)
+
+
+def quarantined_by_revert(before: Release | None, after: Release | None) -> tuple[str, ...]:
+    """The one quarantine rule of a revert: exactly the versions that ran in the environment
+    before it and run there in no role after it (numeric order).
+
+    A pure function of the environment's release.yaml before and after, so `mlgate rollback`
+    (which writes the entries) and `pr merge` (which checks them) cannot disagree. A version
+    still running after the revert (a weight step undone, a canary promotion undone: the
+    version is the canary again) is never quarantined: quarantine means "automation must not
+    bring it back", and it has not gone. A version that stops running (a canary start or a
+    stable promotion undone, a shadow start undone) is, so it cannot be promoted again
+    without a reviewed removal of its entry.
+    """
+    gone = running_versions(before) - running_versions(after)
+    return tuple(sorted(gone, key=int))
 
 
 def quarantine_path(model: str) -> str:
