@@ -35,6 +35,7 @@ import json
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -185,6 +186,16 @@ class Router:
             self._loop.call_soon_threadsafe(self._stopped.set)
         if self._thread is not None:
             self._thread.join(20)
+
+    def drain(self, timeout: float = 30) -> bool:
+        """Wait until no mirror or log post is in flight (True), or `timeout` passed (False):
+        before reading a shadow's events, whose mirrors run in the background."""
+        deadline = time.monotonic() + timeout
+        while self._background or self._inflight:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def __enter__(self) -> Router:
         return self.start()

@@ -164,14 +164,13 @@ def topology(docs: list[dict[str, Any]], release: Release, source: str) -> Topol
                 env=env,
             )
         )
-    routed = [p for p in out if not p.shadow]
-    total = sum(p.weight for p in routed)
+    _cross_check(out, release, base, source)  # first: it says which file to fix
+    total = sum(p.weight for p in out if not p.shadow)
     if total != 100:
         raise BadInputError(f"{base}: the routed predictors' traffic sums to {total}, not 100")
     if len(models) != 1:
         raise BadInputError(f"{base}: predictors serve different models {sorted(models)}")
     model = models.pop()
-    _cross_check(out, release, base, source)
     return Topology(
         model=model,
         env=release.env,
