@@ -157,10 +157,10 @@ def test_cli_promote_lists_every_reason_of_an_inconclusive_report(gitops_ws: Pat
     """Every reason of every gate short of PASS reaches the console (a real stored report,
     assembled by the gates' own rules; in stage every gate blocks)."""
     from mlgate.config import load_settings
-    from mlgate.gates.evaluate import assemble
     from mlgate.gates.policy import load_policy, policy_path_for
     from mlgate.gates.report import write_report
     from mlgate.gates.result import GateResult, GateStatus
+    from mlgate.gates.verdict import assemble
     from mlgate.gitops.report_store import put
 
     reasons = ["only 120 matured labelled rows, 500 needed", "holdout has 3 defaults, 30 needed"]
