@@ -8,6 +8,10 @@ per environment sweep, then a canary in prod for every model). Measured in one p
   Seldon rules, pod security, promtool) without checkov.
 Status runs for 1, 100, 1000 models; validate for 1, 10, 100 (it renders each overlay with
 kubectl, ~0.1-0.2 s each: 1000 models would take minutes, and grows the same way).
+- the pull-request check at 1000 models x 3 envs: a PR that changes one overlay's
+  release.yaml, validated with `--changed-since` (the library call, and the whole
+  `mlgate manifests validate --changed-since` command as CI runs it) next to the full
+  validation of every overlay, in the same run. Target: the one-overlay PR under 10 s.
 Writes bench/results/gitops_scale.json.
 """
 
@@ -22,13 +26,16 @@ import time
 from pathlib import Path
 
 from mlgate.config import PlatformSettings
+from mlgate.gitops.changed import VALIDATOR_SOURCE, changed_targets
 from mlgate.gitops.overlay import ENVS, Release, write_release
 from mlgate.gitops.repo import GitopsRepo, run_git
 from mlgate.gitops.status import read_status
-from mlgate.gitops.validate import validate_tree
+from mlgate.gitops.validate import find_targets, validate_tree
 
 STATUS_SIZES = (1, 100, 1000)
 VALIDATE_SIZES = (1, 10, 100)
+PR_CHECK_SIZE = 1000
+PR_CHECK_TARGET_S = 10.0
 IMAGE = "registry.example/credit@sha256:" + "ab" * 32
 CANARY = "registry.example/credit@sha256:" + "cd" * 32
 
@@ -76,6 +83,61 @@ def naive_status(settings: PlatformSettings, n: int) -> int:
     return found
 
 
+def pr_check(settings: PlatformSettings, n: int) -> dict[str, object]:
+    """One PR changing one overlay's release.yaml in an n-model repository: `--changed-since`
+    (library and CLI) next to the full validation, both on the same checkout."""
+    work = GitopsRepo.locate(settings).work
+    crd = settings.crd_schema_dir()
+    write_release(
+        work,
+        Release(model="model_0007", env="stage", stable_version="2", stable_image=CANARY),
+    )
+    run_git(["commit", "-qam", "promote model_0007 2 to stage"], work)
+
+    def changed() -> int:
+        picked = changed_targets(work, "HEAD~1", find_targets(work), [crd, VALIDATOR_SOURCE])
+        rep = validate_tree(work, crd, targets=[work / t for t in picked.targets])
+        assert rep.ok and [t.path for t in rep.targets] == picked.targets
+        return len(picked.targets)
+
+    assert changed() == 1
+    t_changed = timed(changed)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mlgate"),
+            "manifests",
+            "validate",
+            "--root",
+            str(work),
+            "--changed-since",
+            "HEAD~1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    t_cli = round(time.perf_counter() - t0, 4)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["targets"]) == 1
+    print(json.dumps({"changed_since_s": t_changed, "changed_since_cli_s": t_cli}), flush=True)
+    t0 = time.perf_counter()
+    full = validate_tree(work, crd)
+    t_full = round(time.perf_counter() - t0, 4)
+    assert full.ok, full.all_problems()[:3]
+    return {
+        "models": n,
+        "kustomizations": len(full.targets),
+        "changed_overlays": 1,
+        "changed_since_s": t_changed,
+        "changed_since_cli_s": t_cli,
+        "full_validate_s": t_full,
+        "speedup": round(t_full / t_changed, 1),
+        "target_s": PR_CHECK_TARGET_S,
+        "met": t_cli < PR_CHECK_TARGET_S,
+    }
+
+
 def timed(fn, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -91,6 +153,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "status": [],
         "validate": [],
+        "pr_check": None,
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -117,6 +180,9 @@ def main() -> None:
                 }
                 results["validate"].append(vrow)  # type: ignore[union-attr]
                 print(json.dumps(vrow))
+            if n == PR_CHECK_SIZE:
+                results["pr_check"] = pr_check(settings, n)
+                print(json.dumps(results["pr_check"]))
         extra = [n for n in VALIDATE_SIZES if n not in STATUS_SIZES]
         for n in extra:
             settings = build(root, n)
@@ -131,11 +197,24 @@ def main() -> None:
             }
             results["validate"].append(vrow)  # type: ignore[union-attr]
             print(json.dumps(vrow))
-    out = Path(__file__).parent / "results" / "gitops_scale.json"
+    write(results, "gitops_scale.json")
+
+
+def write(results: dict[str, object], name: str) -> None:
+    out = Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 
 
+def main_pr_check() -> None:
+    """`--pr-check`: only the pull-request check at PR_CHECK_SIZE models (no status sizes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        row = pr_check(build(Path(tmp), PR_CHECK_SIZE), PR_CHECK_SIZE)
+    print(json.dumps(row))
+    machine = {"machine": platform.platform(), "python": sys.version.split()[0]}
+    write({**machine, "pr_check": row}, "gitops_pr_check.json")
+
+
 if __name__ == "__main__":
-    main()
+    main_pr_check() if "--pr-check" in sys.argv[1:] else main()
