@@ -7,9 +7,18 @@ The same gate code as a promotion, on live evidence instead of the holdout:
 - fairness: the canary's decisions vs the stable version's on the same requests (every request
   is scored by both: the served score is logged, the other is a shadow score), four-fifths rule
   and no worse than stable beyond the tolerance;
-- early delinquency: among requests the canary served and approved whose 3-month outcome is
-  known, observed vs expected for their PD mix (the canary's own holdout ratio), once there are
-  `canary.min_early_labels` of them (else WAIT).
+- early delinquency: the 3-month delinquency rate of the loans the canary booked against the
+  loans stable booked from the same traffic (random routing: two independent samples), as a
+  risk ratio against `monitor.early_delinquency_ratio`, once each side has
+  `canary.min_early_labels` outcomes (else WAIT);
+- P&L: the canary's profit per request against stable's on the same requests, from early
+  delinquency through roll rates estimated from history and from 12-month outcomes once they
+  exist (`canary.pnl`), against `canary.pnl_tolerance`.
+The checks re-run every hour on growing data, so early delinquency and P&L decide with an
+always-valid method (`gates.sequential`, policy `canary.sequential`): FAIL when the canary is
+clearly worse, PASS when clearly no worse than the tolerance, WAIT in between, with the
+evidence so far and what would end the wait in the report. Analysing every hour does not raise
+the error rate.
 Any FAIL aborts. All PASS moves to the next step of `canary.steps` (the last one promotes).
 Anything inconclusive waits, until `canary.deadline_hours` after the canary started: a canary
 that cannot show its evidence in time is aborted, never promoted by default.
@@ -24,14 +33,16 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from mlgate.canary.pnl import RollRates, pnl_check
 from mlgate.gates.decisions import Cutoffs
 from mlgate.gates.drift import drift_gate
 from mlgate.gates.fairness import fairness_gate
 from mlgate.gates.inputs import DriftData, HoldoutScores
-from mlgate.gates.monitor import Expected, early_delinquency_gate
+from mlgate.gates.monitor import Expected
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.registry import guarded
 from mlgate.gates.result import GateReport, GateResult, GateStatus
+from mlgate.gates.sequential import decide, two_proportions
 from mlgate.gates.verdict import assemble
 
 Decision = Literal["advance", "promote", "wait", "abort"]
@@ -95,29 +106,78 @@ def volume_check(traffic: Traffic | None, policy: GatePolicy) -> GateResult:
 def early_check(
     traffic: Traffic | None, expected: Expected | None, cutoff: float, policy: GatePolicy
 ) -> GateResult:
-    """Early delinquency of the loans the canary itself approved."""
+    """Early delinquency of the loans the canary booked vs the loans stable booked from the
+    same traffic: the risk ratio's confidence sequence against the policy's limit."""
     name = "early_delinquency"
     if traffic is None or traffic.scores.early is None:
         return GateResult.inconclusive(name, "no early outcomes for the served requests yet")
-    if expected is None:
-        return GateResult.inconclusive(name, "no early-delinquency baseline on the holdout")
     s = traffic.scores
+    if s.pd_champion is None:
+        return GateResult.inconclusive(name, "no stable score on the requests")
     mine = np.asarray(traffic.canary_served, dtype=bool)
     early = np.asarray(s.early, dtype=float)
-    res = early_delinquency_gate(
-        early[mine],
-        s.pd_challenger[mine],
-        cutoff,
-        expected,
-        policy,
-        min_n=policy.canary.min_early_labels,
+    seen = np.isfinite(early)
+    booked_c = mine & seen & (s.pd_challenger < cutoff)
+    booked_s = ~mine & seen & (s.pd_champion < cutoff)
+    n_c, n_s = int(booked_c.sum()), int(booked_s.sum())
+    k_c, k_s = int(early[booked_c].sum()), int(early[booked_s].sum())
+    limit = policy.monitor.early_delinquency_ratio
+    metrics: dict[str, float | int | str | None] = {
+        "n": n_c,
+        "n_stable": n_s,
+        "observed_rate": k_c / n_c if n_c else None,
+        "stable_early_rate": k_s / n_s if n_s else None,
+        "limit": limit,
+    }
+    if expected is not None and expected.early_per_pd is not None and n_c:
+        metrics["expected_rate"] = min(
+            float(expected.early_per_pd * s.pd_challenger[booked_c].mean()), 1.0
+        )
+    need = max(policy.canary.min_early_labels, 1)
+    if min(n_c, n_s) < need:
+        return GateResult.inconclusive(
+            name,
+            f"too few booked loans with an early outcome: canary {n_c}, stable {n_s} "
+            f"(min {need} each)",
+            **metrics,
+        )
+    est, se = two_proportions(k_c, n_c, k_s, n_s, scale="log_ratio")
+    margin = float(np.log(limit))
+    ev = decide(
+        est,
+        se,
+        n_c + n_s,
+        threshold=margin,
+        worse="above",
+        margin=margin,
+        policy=policy.canary.sequential,
     )
-    stable = ~mine & np.isfinite(early)
-    if s.pd_champion is not None:
-        stable &= s.pd_champion < cutoff
-        if stable.any():
-            res.metrics["stable_early_rate"] = float(early[stable].mean())
-    return res
+    seq = policy.canary.sequential
+    lo, hi = float(np.exp(ev.lower)), float(np.exp(ev.upper))
+    metrics.update(ratio=float(np.exp(est)), ratio_lower=lo, ratio_upper=hi, **ev.metrics())
+    summary = (
+        f"early delinquency {k_c / n_c:.2%} (canary, {n_c} loans) vs {k_s / n_s:.2%} (stable, "
+        f"{n_s}): x{np.exp(est):.2f}, {1 - seq.alpha:.0%} {seq.method} CI "
+        f"[x{lo:.2f}, x{hi:.2f}] vs limit x{limit}"
+    )
+    if ev.decision == "reject":
+        return GateResult(
+            name=name,
+            status=GateStatus.FAIL,
+            summary=summary,
+            reasons=[f"{summary}: the canary's loans go bad early"],
+            metrics=metrics,
+        )
+    if ev.decision == "accept":
+        return GateResult(name=name, status=GateStatus.PASS, summary=summary, metrics=metrics)
+    wait = ev.wait_text("booked loans with an early outcome")
+    return GateResult(
+        name=name,
+        status=GateStatus.INCONCLUSIVE,
+        summary=f"{summary}: {wait}",
+        reasons=[f"CI straddles x{limit}; {wait}"],
+        metrics=metrics,
+    )
 
 
 def next_step(weight: int, policy: GatePolicy) -> int | None:
@@ -131,7 +191,10 @@ def judge(
     drift: DriftData | None,
     expected: Expected | None,
     policy: GatePolicy,
+    roll: RollRates | None = None,
 ) -> CanaryVerdict:
+    """The verdict on the canary; `roll`: the roll rates the P&L converts early outcomes
+    with (from the canary's matured history; None: only 12-month outcomes value a loan)."""
     cut = Cutoffs("fixed", state.cutoff, state.cutoff, np.ones(0, dtype=bool))
     checks = [volume_check(traffic, policy)]
     if drift is None:
@@ -146,6 +209,13 @@ def judge(
     checks.append(
         guarded("early_delinquency", lambda: early_check(traffic, expected, state.cutoff, policy))
     )
+    if traffic is None or not len(traffic.scores):
+        checks.append(GateResult.inconclusive("pnl", "no served requests"))
+    else:
+        t = traffic
+        checks.append(
+            guarded("pnl", lambda: pnl_check(t.scores, t.canary_served, roll, state.cutoff, policy))
+        )
     report = assemble(
         model=state.model,
         challenger=state.canary_version,

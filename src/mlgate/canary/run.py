@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlgate.canary.analysis import CanaryState, CanaryVerdict, Traffic, judge
+from mlgate.canary.pnl import roll_rates
 from mlgate.config import PlatformSettings
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError
@@ -108,11 +109,15 @@ def read_requests(
 
 
 def early_outcomes(
-    settings: PlatformSettings, dataset: DatasetConfig, log: pd.DataFrame
+    settings: PlatformSettings,
+    dataset: DatasetConfig,
+    log: pd.DataFrame,
+    column: str | None = None,
 ) -> np.ndarray | None:
-    """3-month outcomes of the served applications: the log's own column, or joined from the
-    data source by row key over the log's application-time range. None if neither is possible."""
-    col = dataset.early_label
+    """3-month outcomes (or `column`: the 12-month label) of the served applications: the
+    log's own column, or joined from the data source by row key over the log's
+    application-time range. None if neither is possible."""
+    col = column or dataset.early_label
     if not col:
         return None
     if col in log.columns:
@@ -166,6 +171,8 @@ def analyze(
     hold = load_holdout(settings, model, canary.version)
     base = holdout_scores(hold, dataset, canary.predict_pd(hold), None, None, policy, False)
     expected: Expected | None = expected_from_holdout(base, state.cutoff)
+    # Roll rates for the P&L: the canary's holdout is matured history (both outcomes known).
+    roll = roll_rates(base.early, base.y, f"v{canary.version}'s out-of-time holdout")
     traffic = drift = None
     info: dict[str, Any] = {"requests_file": str(requests) if requests else None}
     if requests is not None:
@@ -179,9 +186,16 @@ def analyze(
         pd_canary = canary.predict_pd(log) if len(log) else np.array([])
         pd_stable = stable.predict_pd(log) if len(log) else np.array([])
         served = (log[SERVED_BY] == state.canary_version).to_numpy()
+        label = early_outcomes(settings, dataset, log, dataset.label)
+        amount_col = policy.cost_model.amount_column
         traffic = Traffic(
             scores=HoldoutScores(
-                y=np.full(len(log), np.nan),
+                y=label if label is not None else np.full(len(log), np.nan),
+                amount=(
+                    pd.to_numeric(log[amount_col], errors="coerce").to_numpy(float)
+                    if amount_col and amount_col in log.columns
+                    else None
+                ),
                 pd_challenger=pd_canary,
                 pd_champion=pd_stable,
                 groups=_protected(dataset, log),
@@ -211,7 +225,7 @@ def analyze(
             canary_requests=int(served.sum()),
             requests_without_full_features=state.dropped_requests,
         )
-    verdict = judge(state, traffic, drift, expected, policy)
+    verdict = judge(state, traffic, drift, expected, policy, roll)
     verdict.report.data.update(info)
     identify(settings, verdict, policy, canary.run_id)
     paths = write_report(

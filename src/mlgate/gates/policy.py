@@ -180,6 +180,25 @@ class SwapPolicy(_Strict):
     )
 
 
+class SequentialPolicy(_Strict):
+    """How the canary's re-run checks decide over hourly looks (mlgate.gates.sequential)."""
+
+    alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="chance of a wrong verdict over the whole analysis"
+    )
+    method: Literal["mixture", "fixed_horizon"] = Field(
+        "mixture",
+        description="mixture: normal-mixture confidence sequence, valid at every look; "
+        "fixed_horizon: one test once the planned sample is in (the classical baseline)",
+    )
+    mixture_scale: float = Field(
+        1.0, gt=0, description="mixture spread tau = this x the check's margin"
+    )
+    power: float = Field(
+        0.9, gt=0.5, lt=1, description="fixed_horizon: sample planned for this power at the margin"
+    )
+
+
 class CanaryPolicy(_Strict):
     """Read by the rollout (gitops/canary): how a prod canary starts and when it is judged."""
 
@@ -189,6 +208,13 @@ class CanaryPolicy(_Strict):
     min_early_labels: int = Field(200, ge=0)
     deadline_hours: int = Field(168, ge=1, description="no verdict by then: abort")
     analysis_interval_minutes: int = Field(60, ge=1)
+    pnl_tolerance: float = Field(
+        10.0,
+        gt=0,
+        description="currency per application: the canary's P&L may be this much below "
+        "stable's on the same requests",
+    )
+    sequential: SequentialPolicy = Field(default_factory=SequentialPolicy)
 
     @model_validator(mode="after")
     def _steps(self) -> CanaryPolicy:

@@ -32,7 +32,13 @@ from mlgate.gitops.history import Change, log
 from mlgate.gitops.overlay import RELEASE_FILE, Release, model_dir, overlay_dir, parse_release
 from mlgate.gitops.platform_values import INIT_FILES
 from mlgate.gitops.prhost import Approval, Refused, host_for
-from mlgate.gitops.quarantine import quarantine_path, read_quarantine
+from mlgate.gitops.quarantine import (
+    QuarantineEntry,
+    parse_quarantine,
+    quarantine_path,
+    quarantined_by_revert,
+    read_quarantine,
+)
 from mlgate.gitops.repo import NOTES_REF, GitopsRepo
 from mlgate.gitops.reviewers import REQUIRED_ROLE, Reviewer, Reviewers, read_reviewers
 from mlgate.records.trailers import (
@@ -301,7 +307,8 @@ def verify_pr_evidence(settings: PlatformSettings, pr: PullRequest) -> GateRepor
     )
 
 
-def _release_at(repo: GitopsRepo, ref: str, model: str, env: str) -> Release | None:
+def release_at(repo: GitopsRepo, ref: str, model: str, env: str) -> Release | None:
+    """The env's release.yaml at a commit of the checkout (None: no overlay there)."""
     path = f"{overlay_dir(model, env)}/{RELEASE_FILE}"
     text = repo.git("show", f"{ref}:{path}", check=False)
     return parse_release(text, f"{ref[:10]}:{path}") if text.strip() else None
@@ -331,7 +338,7 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
                 f"{src}: changes {path}, outside {allowed_dir} which its trailers "
                 f"(Change: {lin.change}, Environment: {pr.env}) allow; nothing was merged"
             )
-    head = _release_at(repo, pr.sha, pr.model, pr.env)
+    head = release_at(repo, pr.sha, pr.model, pr.env)
     want = _expected_release_fields(lin)
     for name, value in want.items():
         got = None if head is None else getattr(head, name)
@@ -351,12 +358,46 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
             raise Refused(f"{src}: a rollback must name the commit it reverts (Reverts:)")
         if repo.git("merge-base", reverted, pr.base, check=False).strip() != reverted:
             raise Refused(f"{src}: Reverts: {lin.reverts} is not a commit on {repo.branch}")
-        before = _release_at(repo, f"{reverted}^", pr.model, pr.env)
+        before = release_at(repo, f"{reverted}^", pr.model, pr.env)
         if head != before:
             raise Refused(
                 f"{src}: {allowed_dir}{RELEASE_FILE} is not the release before "
                 f"{reverted[:10]} that a rollback restores; nothing was merged"
             )
+    if lin.change in (ChangeKind.ROLLBACK, ChangeKind.CANARY_ABORT):
+        _check_quarantine_diff(repo, pr, lin, head)
+
+
+def _check_quarantine_diff(
+    repo: GitopsRepo, pr: PullRequest, lin: Trailers, head: Release | None
+) -> None:
+    """A rollback or abort quarantines exactly what `quarantined_by_revert` says of the
+    environment's release before and after it (the versions that stop running there), names
+    them in `Quarantined:`, and removes no entry: otherwise a restoring change, merged with one
+    approver of any role, could quarantine a serving version or free a quarantined one."""
+    assert pr.model and pr.env
+    src, path = f"pull request {pr.branch}", quarantine_path(pr.model)
+    base = release_at(repo, pr.base, pr.model, pr.env)
+    expected = set(quarantined_by_revert(base, head))
+    old = {q.version for q in _quarantine_at(repo, pr.base, path)}
+    new = {q.version for q in _quarantine_at(repo, pr.sha, path)}
+    if old - new:
+        raise Refused(
+            f"{src}: {path} loses {', '.join(sorted(old - new, key=int))}: removing a "
+            "quarantine entry is its own reviewed change; nothing was merged"
+        )
+    added = new - old
+    if added != expected - old or {lin.quarantined} - {None} != expected:
+        want = ", ".join(sorted(expected, key=int)) or "nothing"
+        got = ", ".join(sorted(added, key=int)) or "nothing"
+        raise Refused(
+            f"{src}: {path} adds {got} (Quarantined: {lin.quarantined or 'none'}) but the "
+            f"versions that stop running in {pr.env} are {want}; nothing was merged"
+        )
+
+
+def _quarantine_at(repo: GitopsRepo, ref: str, path: str) -> list[QuarantineEntry]:
+    return parse_quarantine(repo.git("show", f"{ref}:{path}", check=False), f"{ref[:10]}:{path}")
 
 
 def _expected_release_fields(lin: Trailers) -> dict[str, object]:

@@ -1,0 +1,218 @@
+"""Sequential decisions over hourly looks, and the canary's P&L as outcomes mature.
+
+Monte Carlo checks are seeded (not flaky) and judged with a tolerance from the binomial: the
+always-valid method's chance of ever deciding wrongly over many looks stays <= alpha, while a
+fixed-sample test re-run at every look exceeds it (why the canary needs the former)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mlgate.canary.analysis import CanaryState, Traffic, judge
+from mlgate.canary.pnl import pnl_check, roll_rates
+from mlgate.gates.inputs import HoldoutScores
+from mlgate.gates.policy import GatePolicy, SequentialPolicy
+from mlgate.gates.sequential import decide, mean_estimate, two_proportions
+
+ALPHA = 0.05
+REPS, LOOKS, PER_LOOK = 600, 40, 50
+
+
+def binomial_ceiling(p: float, reps: int) -> float:
+    """Upper end of the 99.9% range of a rate p over reps runs (a seeded test, not a flake)."""
+    return float(stats.binom.ppf(0.999, reps, p) / reps)
+
+
+def test_the_mixture_method_keeps_alpha_over_many_looks_where_a_naive_test_does_not() -> None:
+    pol = SequentialPolicy(alpha=ALPHA)
+    rng = np.random.default_rng(11)
+    threshold = 0.3  # the truth sits exactly on the threshold: any verdict is wrong
+    wrong_seq = wrong_naive = 0
+    z = stats.norm.ppf(1 - ALPHA / 2)
+    for _ in range(REPS):
+        x = rng.normal(threshold, 2.0, size=LOOKS * PER_LOOK)
+        seq = naive = False
+        for look in range(1, LOOKS + 1):
+            est, se = mean_estimate(x[: look * PER_LOOK])
+            ev = decide(
+                est, se, look * PER_LOOK, threshold=threshold, worse="above", margin=0.5, policy=pol
+            )
+            seq |= ev.decision != "continue"
+            naive |= abs(est - threshold) > z * se  # the fixed-sample test, re-run every hour
+        wrong_seq += seq
+        wrong_naive += naive
+    assert wrong_seq / REPS <= binomial_ceiling(ALPHA, REPS), wrong_seq
+    # 40 uncorrected looks: far above alpha (about 0.3 in theory for this many looks).
+    assert wrong_naive / REPS > binomial_ceiling(ALPHA, REPS) * 2, wrong_naive
+
+
+def test_the_risk_ratio_of_two_proportions_keeps_alpha_too() -> None:
+    """Early delinquency, canary vs stable, the canary's true rate exactly limit x stable's."""
+    pol = SequentialPolicy(alpha=ALPHA)
+    rng = np.random.default_rng(5)
+    limit, p_s = 1.3, 0.05
+    wrong = 0
+    for _ in range(REPS):
+        c = rng.random(LOOKS * 100) < p_s * limit
+        s = rng.random(LOOKS * 400) < p_s
+        for look in range(2, LOOKS + 1):
+            kc, nc = int(c[: look * 100].sum()), look * 100
+            ks, ns = int(s[: look * 400].sum()), look * 400
+            est, se = two_proportions(kc, nc, ks, ns, scale="log_ratio")
+            ev = decide(
+                est, se, nc + ns, threshold=np.log(limit), worse="above",
+                margin=np.log(limit), policy=pol,
+            )  # fmt: skip
+            if ev.decision != "continue":
+                wrong += 1
+                break
+    assert wrong / REPS <= binomial_ceiling(ALPHA, REPS), wrong
+
+
+def test_a_clear_effect_is_rejected_and_a_clear_good_one_accepted_with_the_wait_named() -> None:
+    pol = SequentialPolicy()
+    bad = decide(2.0, 0.3, 500, threshold=1.0, worse="above", margin=1.0, policy=pol)
+    assert bad.decision == "reject" and bad.lower > 1.0 and bad.e_value and bad.e_value > 20
+    good = decide(0.0, 0.2, 500, threshold=1.0, worse="above", margin=1.0, policy=pol)
+    assert good.decision == "accept" and good.upper < 1.0
+    unsure = decide(0.6, 0.3, 500, threshold=1.0, worse="above", margin=1.0, policy=pol)
+    assert unsure.decision == "continue" and unsure.lower < 1.0 < unsure.upper
+    # What would end the wait: at the n it names, the same estimate decides.
+    assert unsure.n_needed is not None and unsure.n_needed > 500
+    se_then = 0.3 * np.sqrt(500 / unsure.n_needed)
+    then = decide(
+        0.6, se_then, unsure.n_needed, threshold=1.0, worse="above", margin=1.0, policy=pol
+    )
+    assert then.decision == "accept"
+    assert "needs about" in unsure.wait_text()
+    # The fixed horizon decides nothing before its planned sample, then exactly once.
+    fixed = SequentialPolicy(method="fixed_horizon")
+    early = decide(0.0, 0.5, 100, threshold=1.0, worse="above", margin=1.0, policy=fixed)
+    assert early.decision == "continue" and early.n_needed and early.n_needed > 100
+    done = decide(0.97, 0.05, 5000, threshold=1.0, worse="above", margin=1.0, policy=fixed)
+    assert done.decision == "reject"  # non-inferiority not shown when the study ends
+
+
+# --- P&L on maturing outcomes -----------------------------------------------------------------
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def history(n: int = 20_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Matured loans: 12-month default and its 3-month early flag (60% of defaulters were
+    early-delinquent, 2% of the others)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.06).astype(float)
+    early = (rng.random(n) < np.where(y == 1, 0.6, 0.02)).astype(float)
+    return early, y
+
+
+def requests(n: int, pd_shift: float, seed: int = 8, y_share: float = 0.0) -> Traffic:
+    """Every request scored by both; the canary's PDs are `pd_shift` x stable's (optimistic
+    below 1: it approves riskier applicants). Outcomes only where the serving version
+    approved; early flags for all of those, 12-month outcomes for `y_share` of them."""
+    rng = np.random.default_rng(seed)
+    true_pd = np.clip(rng.beta(1.5, 9, size=n), 1e-4, 0.9)
+    pd_stable = true_pd
+    pd_canary = np.clip(true_pd * pd_shift, 1e-4, 0.99)
+    served = rng.random(n) < 0.3
+    default = rng.random(n) < true_pd
+    early = (rng.random(n) < np.where(default, 0.6, 0.02)).astype(float)
+    approved = np.where(served, pd_canary < 0.15, pd_stable < 0.15)
+    early = np.where(approved, early, np.nan)
+    y = np.where(approved & (rng.random(n) < y_share), default.astype(float), np.nan)
+    return Traffic(
+        scores=HoldoutScores(
+            y=y,
+            pd_challenger=pd_canary,
+            pd_champion=pd_stable,
+            early=early,
+            groups=pd.DataFrame({"sex": rng.choice(["A", "B"], size=n)}),
+        ),  # fmt: skip
+        canary_served=served,
+    )
+
+
+def test_roll_rates_come_from_history_and_are_stated() -> None:
+    early, y = history()
+    roll = roll_rates(early, y, "canary holdout")
+    assert roll is not None
+    truth = 0.06 * 0.6 / (0.06 * 0.6 + 0.94 * 0.02)  # P(default | early) in this history
+    assert abs(roll.roll_rate - truth) < 0.05
+    assert roll.n_delinquent == int(((early == 1) & np.isfinite(y)).sum())
+    assert "early-delinquent loans" in roll.text() and str(roll.n_delinquent) in roll.text()
+    assert roll_rates(None, y, "x") is None
+
+
+def test_a_worse_pnl_canary_fails_once_enough_outcomes_matured() -> None:
+    policy = GatePolicy()
+    roll = roll_rates(*history(), "canary holdout")
+    res = pnl_check(**_args(requests(40_000, 0.35), roll), policy=policy)
+    assert res.status == "FAIL", res.summary
+    assert res.metrics["seq_upper"] < -policy.canary.pnl_tolerance
+    assert res.metrics["roll_rate_n"] == roll.n_delinquent  # type: ignore[union-attr]
+    assert "roll rate" in res.summary
+    # Too few matured loans where the versions disagree: WAIT, naming the count.
+    thin = pnl_check(**_args(requests(100, 0.35), roll), policy=policy)
+    assert thin.status == "INCONCLUSIVE" and "matured loans (min 30)" in thin.summary
+
+
+def test_a_straddling_pnl_waits_and_says_what_would_end_the_wait() -> None:
+    policy = GatePolicy()
+    roll = roll_rates(*history(), "canary holdout")
+    res = pnl_check(**_args(requests(3_000, 0.5), roll), policy=policy)
+    assert res.status == "INCONCLUSIVE", res.summary
+    assert res.metrics["seq_lower"] < -policy.canary.pnl_tolerance < res.metrics["seq_upper"]
+    assert "straddles" in res.summary and "needs about" in res.summary
+    assert res.metrics["seq_n_needed"] > res.metrics["seq_n"]
+
+
+def test_twelve_month_outcomes_are_used_once_they_exist() -> None:
+    policy = GatePolicy()
+    t = requests(40_000, 0.35, y_share=1.0)
+    without_roll = pnl_check(**_args(t, None), policy=policy)  # no history: 12-month only
+    assert without_roll.status == "FAIL", without_roll.summary
+    assert without_roll.metrics["with_12m_outcome"] > 1000
+    none = requests(40_000, 0.35)
+    assert pnl_check(**_args(none, None), policy=policy).status == "INCONCLUSIVE"
+
+
+def _args(t: Traffic, roll: object) -> dict[str, object]:
+    return {"scores": t.scores, "canary_served": t.canary_served, "roll": roll, "cutoff": 0.15}
+
+
+def test_the_judge_aborts_a_worse_pnl_canary_and_waits_then_aborts_on_a_straddling_one() -> None:
+    policy = GatePolicy()
+    roll = roll_rates(*history(), "canary holdout")
+
+    def state(hours: float) -> CanaryState:
+        return CanaryState(
+            model="m", env="prod", stable_version="1", canary_version="2", weight=10,
+            cutoff=0.15, started=NOW - timedelta(hours=hours), now=NOW,
+        )  # fmt: skip
+
+    bad = judge(state(5), requests(40_000, 0.35), None, None, policy, roll)
+    assert bad.decision == "abort"
+    assert any(r.startswith("pnl:") for r in bad.reasons), bad.reasons
+    pnl = bad.report.gate("pnl")
+    assert pnl.status == "FAIL" and pnl.metrics["roll_rate"] == roll.roll_rate  # type: ignore[union-attr]
+    unsure = requests(3_000, 0.5)
+    assert judge(state(5), unsure, None, None, policy, roll).decision == "wait"
+    late = judge(state(200), unsure, None, None, policy, roll)
+    assert late.decision == "abort" and "deadline" in late.reasons[0]
+    assert any(r.startswith("pnl:") and "straddles" in r for r in late.reasons)
+
+
+def test_the_policy_names_its_sequential_method_and_tolerance() -> None:
+    from mlgate.gates.policy import load_policy
+
+    pol = load_policy("config/policies/credit_risk.yaml")
+    assert pol.canary.sequential.method == "mixture" and pol.canary.sequential.alpha == 0.05
+    assert pol.canary.pnl_tolerance > 0
+    with pytest.raises(ValueError, match="method"):
+        SequentialPolicy(method="peek_every_hour")  # type: ignore[arg-type]
