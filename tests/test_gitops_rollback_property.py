@@ -3,7 +3,9 @@
 Over random histories of promotions, canary steps and rollbacks on a real git remote,
 whenever `mlgate rollback` reverts commit C of environment E, E's rendered manifests equal
 their state just before C and every other environment's rendered output is unchanged.
-Refused operations change nothing at all.
+Refused operations change nothing at all. Every rollback quarantines exactly what the one
+rule says (`quarantine.quarantined_by_revert`): the versions that ran in E before it and run
+there in no role after it, so a version still serving is never quarantined.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from mlgate.errors import MlgateError
 from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
 from mlgate.gitops.kubectl import kustomize
-from mlgate.gitops.overlay import ENVS
+from mlgate.gitops.overlay import ENVS, read_release
 from mlgate.gitops.promote import promote
+from mlgate.gitops.quarantine import quarantined_by_revert, read_quarantine, running_versions
 from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import read_status
@@ -141,6 +144,8 @@ def test_rollback_restores_exactly_the_state_before_the_reverted_commit(
         for op in ops:
             before_refs = remote_refs(settings)
             head_before = repo.rev(repo.main)
+            releases_before = {e: read_release(repo.work, MODEL, e) for e in ENVS}
+            quarantined_before = {q.version for q in read_quarantine(repo.work, MODEL)}
             try:
                 merged = _apply(settings, op, gate_report, next_version)
             except MlgateError:
@@ -161,6 +166,12 @@ def test_rollback_restores_exactly_the_state_before_the_reverted_commit(
                 for other in ENVS:
                     if other != env:
                         assert now[other] == snapshots[head_before][other], ops
+                after = read_release(repo.work, MODEL, env)
+                quarantined = {q.version for q in read_quarantine(repo.work, MODEL)}
+                rule = set(quarantined_by_revert(releases_before[env], after))
+                assert quarantined - quarantined_before == rule - quarantined_before, ops
+                assert quarantined_before <= quarantined, ops
+                assert not (running_versions(after) & (rule | (quarantined - quarantined_before)))
                 rollbacks.append(op)
         if len(ops) == 12:  # the explicit example: every kind of rollback really happened
             assert rollbacks == ["rollback:prod", "rollback:stage", "rollback:dev"]
