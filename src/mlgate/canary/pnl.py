@@ -10,7 +10,9 @@ random per request, so the served part of each such set is a random sample of it
                        + q_sc x mean(d | stable approves, canary declines),
 
 the shares q from every request (no outcome needed), the means from the loans booked in each
-set whose outcome has matured, d = the profit of the canary's decision minus stable's under the
+set whose outcome has matured (as a difference estimator: the gain stable's PD expects, known
+for every request of the set, plus the matured loans' mean deviation from it; unbiased by the
+random routing whatever the PD's quality, and less noisy), d = the profit of the canary's decision minus stable's under the
 policy's cost model (`gates.decisions.row_profit`, the P&L gate's valuation). A loan's default
 probability is its 12-month outcome once known, else its early-delinquency outcome converted
 with rates estimated from history (`RollRates`, from the matured loans where both are known,
@@ -134,9 +136,13 @@ def pnl_check(
     amount = amounts(scores, policy.cost_model)
     pz = np.nan_to_num(p)
     yes, no = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
-    gain = row_profit(yes, pz, amount, policy.cost_model, 0.0) - row_profit(
-        no, pz, amount, policy.cost_model, 0.0
-    )  # approving instead of declining, per request
+    prior = np.clip(np.nan_to_num(scores.pd_champion, nan=1.0), 0.0, 1.0)
+
+    def gain_at(prob: np.ndarray) -> np.ndarray:  # approving instead of declining, per request
+        cost = policy.cost_model
+        return row_profit(yes, prob, amount, cost, 0.0) - row_profit(no, prob, amount, cost, 0.0)
+
+    gain, expected_gain = gain_at(pz), gain_at(prior)
     sets = {
         "canary_only": (app_c & ~app_s, mine, 1.0),  # canary approves, stable declines
         "stable_only": (app_s & ~app_c, ~mine, -1.0),
@@ -170,11 +176,17 @@ def pnl_check(
         if m < MIN_OUTCOMES:
             short.append(f"{name.replace('_', ' ')}: {m} matured loans (min {MIN_OUTCOMES})")
             continue
-        d = sign * gain[seen]
-        mu, s2 = float(d.mean()), float(d.var(ddof=1))
+        # Difference estimator: the gain stable's PD expects, known for every request of the
+        # set, plus the matured loans' mean deviation from it. Unbiased whatever the PD's
+        # quality (the matured loans are a random sample of the set); less noisy when the PD
+        # explains part of the outcome.
+        g0 = sign * expected_gain[in_set]
+        resid = sign * gain[seen] - sign * expected_gain[seen]
+        mu = float(g0.mean() + resid.mean())
+        s2 = float(resid.var(ddof=1)) / m + float(g0.var()) / max(int(in_set.sum()), 1)
         means[name] = mu
         estimate += q * mu
-        var += q * q * s2 / m + mu * mu * q * (1 - q) / n
+        var += q * q * s2 + mu * mu * q * (1 - q) / n
     if len(means) == 2:  # the two shares are multinomial: negatively correlated
         var -= (
             2
