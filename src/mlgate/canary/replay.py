@@ -12,14 +12,19 @@ the analysis joins early outcomes from the data source by row key, as it does in
 from __future__ import annotations
 
 import hashlib
+from datetime import date, datetime
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel
 
 from mlgate.canary.run import SERVED_BY, canary_state
 from mlgate.config import PlatformSettings
+from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError
+from mlgate.features.training_set import application_features
 from mlgate.gates.collect import recent_applications, run_dataset
+from mlgate.gitops.status import read_status
 from mlgate.training.registry import load_scorer
 
 
@@ -78,3 +83,44 @@ def replay_requests(
         weight=state.weight,
         window=window,
     )
+
+
+def parse_day(text: str, option: str = "--from") -> pd.Timestamp:
+    """A calendar day (YYYY-MM-DD) as midnight UTC; anything else is bad input naming `option`."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInputError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
+    return pd.Timestamp(datetime(day.year, day.month, day.day), tz="UTC")
+
+
+def period_applications(
+    settings: PlatformSettings, model: str, env: str, start: str, days: int
+) -> tuple[pd.DataFrame, DatasetConfig, list[str]]:
+    """The data source's applications with application time in [start, start + days), in
+    that order, as the environment's traffic would carry them: the features known at
+    application time (Feast, point in time), row key, entity key and application time; the
+    outcome columns left out (the analysis joins them from the source, as in production).
+    The dataset is the one the newest version running in ENV (its canary, else stable) was
+    trained on."""
+    begin = parse_day(start)
+    if days < 1:
+        raise BadInputError(f"--days {days}: must be at least 1")
+    status = read_status(settings).model(model)
+    es = status.envs.get(env) if status is not None else None
+    if es is None:
+        raise BadInputError(f"{model} is not deployed in {env} (git main): nothing serves it")
+    version = es.canary_version or es.stable_version
+    dataset = run_dataset(settings, load_scorer(settings, model, version).run_id)
+    end = begin + pd.Timedelta(days=days)
+    window = [begin.isoformat(), end.isoformat()]
+    frame = application_features(settings, dataset, begin, end)
+    if not len(frame):
+        raise BadInputError(
+            f"--from {start} --days {days}: no applications of dataset {dataset.name!r} "
+            f"in [{window[0]}, {window[1]})"
+        )
+    ts = dataset.event_timestamp
+    frame = frame.sort_values(ts, kind="stable").reset_index(drop=True)
+    keep = [c for c in frame.columns if c not in {dataset.label, dataset.early_label}]
+    return frame[keep], dataset, window
