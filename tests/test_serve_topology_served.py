@@ -1,0 +1,167 @@
+"""`mlgate serve --env` for real: two registered versions as stable and canary in MLServer
+(venv runtime), the router, the local request-log sink; and the CLI stopped by Ctrl-C leaving
+no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from mlgate.gitops.overlay import Release, write_release
+from mlgate.serving import client
+from mlgate.serving.logsink import load_token
+from mlgate.serving.logsink_client import fetch_requests
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "127.0.0.1:5555/mlgate/credit-risk@sha256:"
+
+
+def canary_overlay(tmp_path: Path, model: str, stable: str, canary: str, weight: int) -> Path:
+    root = tmp_path / "gitops"
+    for part in ("base", "components"):
+        shutil.copytree(REPO / "manifests" / part, root / "manifests" / part)
+    release = Release(model=model, env="prod", stable_version=stable,
+                      stable_image=IMAGE + "1" * 64, canary_version=canary,
+                      canary_image=IMAGE + "2" * 64, canary_weight=weight)  # fmt: skip
+    write_release(root, release)
+    return root / "manifests" / "models" / model / "prod"
+
+
+def _rows(reg: Any, n: int) -> Any:
+    from mlgate.training.registry import load_holdout, load_scorer
+
+    features = list(load_scorer(reg.settings, reg.model, reg.version).features)
+    return load_holdout(reg.settings, reg.model, reg.version)[features].dropna().head(n)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process whose parent chain reaches `pid`."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    out = []
+    for child in parents:
+        p = child
+        while p in parents and p != pid:
+            p = parents[p]
+        if p == pid and child != pid:
+            out.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _start(tmp_path: Path, reg: Any, overlay: Path, env_name: str) -> tuple[Any, dict[str, Any]]:
+    """`mlgate serve --env` as a user runs it; returns once it printed what runs (--json)."""
+    env = {**os.environ, "MLGATE_WORKSPACE": str(reg.settings.ws().root),
+           "MLGATE_MLFLOW__TRACKING_URI": reg.settings.mlflow_tracking_uri()}  # fmt: skip
+    err = tmp_path / "serve.err"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from mlgate.cli import main; main()", "serve", "--model",
+             reg.model, "--env", env_name, "--overlay", str(overlay), "--runtime", "venv",
+             "--port", "0", "--seed", "4", "--json"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        proc.kill()
+        pytest.fail(err.read_text()[-3000:])
+    return proc, json.loads(line)
+
+
+def _no_orphans(children: list[int], served: dict[str, Any]) -> None:
+    deadline = time.monotonic() + 30
+    while any(map(_alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [c for c in children if _alive(c)] == []
+    for p in served["predictors"]:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(p["url"] + "/v2/health/live", timeout=5)
+
+
+def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
+    registered_two_versions: Any, tmp_path: Path
+) -> None:
+    first, second = registered_two_versions
+    overlay = canary_overlay(tmp_path, first.model, first.version, second.version, 50)
+    rows = _rows(first, 24)
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    proc, served = _start(tmp_path, first, overlay, "prod")
+    try:
+        children = _descendants(proc.pid)
+        assert {p["pid"] for p in served["predictors"]} <= set(children)
+        assert {(p["name"], p["version"], p["weight"], p["runtime"]) for p in served["predictors"]
+                } == {("stable", first.version, 50, "venv"), ("canary", second.version, 50, "venv")}  # fmt: skip
+        answers = [client.infer(served["router_url"], first.model, rows.iloc[[i]])[0]
+                   for i in range(len(rows))]  # fmt: skip
+        canary_url = next(p["url"] for p in served["predictors"] if p["name"] == "canary")
+        direct = client.infer(canary_url, first.model, rows)
+        token = load_token(served["sink_read_token_file"], "token")
+        log = fetch_requests(served["sink_read_url"], served["namespace"], served["deployment"],
+                             since, token=token)  # fmt: skip
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(60) == 0
+        _no_orphans(children, served)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    versions = [a.model_version for a in answers]
+    assert set(versions) == {first.version, second.version}  # both predictors answered
+    # what the router passed on from the canary is what the canary's own server answers
+    by_canary = [a.pd for a, v in zip(answers, versions, strict=True) if v == second.version]
+    canary_pd = [d.pd for d, v in zip(direct, versions, strict=True) if v == second.version]
+    assert by_canary == pytest.approx(canary_pd, abs=1e-12)
+    # the sink holds request + response of each, under the predictor that answered
+    assert len(log) == len(rows) and sorted(log["served_by"]) == sorted(versions)
+    assert {(p, v) for p, v in zip(log["predictor"], log["served_by"], strict=True)} == {
+        ("stable", first.version), ("canary", second.version)}  # fmt: skip
+
+
+def test_a_killed_supervisor_leaves_no_model_server(
+    registered_two_versions: Any, tmp_path: Path
+) -> None:
+    """kill -9 runs no clean-up: the model servers go because the kernel signals them when
+    their parent dies (PR_SET_PDEATHSIG)."""
+    first, _ = registered_two_versions
+    root = tmp_path / "gitops"
+    for part in ("base", "components"):
+        shutil.copytree(REPO / "manifests" / part, root / "manifests" / part)
+    write_release(root, Release(model=first.model, env="dev", stable_version=first.version,
+                                stable_image=IMAGE + "1" * 64))  # fmt: skip
+    proc, served = _start(tmp_path, first, root / "manifests/models" / first.model / "dev", "dev")
+    try:
+        children = _descendants(proc.pid)
+        assert [p["pid"] for p in served["predictors"]] == [c for c in children
+                                                           if c == served["predictors"][0]["pid"]]  # fmt: skip
+        proc.kill()
+        proc.wait(10)
+        _no_orphans(children, served)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
