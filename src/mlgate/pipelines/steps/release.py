@@ -72,8 +72,9 @@ def open_promotion(
     image_ref = image_ref or built_image(st, model, version)
     if not image_ref:
         reason = (
-            f"no image for {model} {version}: the image build was skipped and there is no "
-            "build record (run `mlgate image build`), so no promotion was proposed"
+            f"no image for {model} {version}: the image build was skipped and none is recorded "
+            "for the version (MLflow tags image_repository/image_digest, written by `mlgate "
+            "image build` or a CI build), so no promotion was proposed"
         )
         write_json(out_path, {"opened": False, "reason": reason})
         return StepOutput(value="", metadata={"opened": False, "reason": reason})
