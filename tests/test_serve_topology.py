@@ -375,3 +375,44 @@ def test_requests_beyond_the_concurrency_bound_are_503_not_queued() -> None:
             codes = sorted(f.result().status_code for f in futures)
     assert codes == [200, 200, 503, 503, 503, 503]
     assert len(stable.seen) == 2
+
+
+def test_a_server_dies_with_the_supervisor_even_on_kill_9(tmp_path: Path) -> None:
+    """kill -9 runs no clean-up: what `serving.server.launch(die_with_parent=True)` starts is
+    signalled by the kernel when its parent dies (PR_SET_PDEATHSIG). A stand-in parent starts a
+    child the same way and is killed; the child must not survive it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from mlgate.serving.server import _die_with_parent\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],\n"
+        "                     start_new_session=True, preexec_fn=_die_with_parent)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(c.pid))\n"
+        "time.sleep(120)\n")])  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

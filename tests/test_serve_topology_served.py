@@ -1,6 +1,6 @@
 """`mlgate serve --env` for real: two registered versions as stable and canary in MLServer
-(venv runtime), the router, the local request-log sink; and the CLI stopped by Ctrl-C leaving
-no process behind."""
+(venv runtime), the router, the local request-log sink, all from the CLI; Ctrl-C leaves no
+process behind (kill -9: tests/test_serve_topology.py, without MLServer)."""
 
 from __future__ import annotations
 
@@ -141,27 +141,3 @@ def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
     assert len(log) == len(rows) and sorted(log["served_by"]) == sorted(versions)
     assert {(p, v) for p, v in zip(log["predictor"], log["served_by"], strict=True)} == {
         ("stable", first.version), ("canary", second.version)}  # fmt: skip
-
-
-def test_a_killed_supervisor_leaves_no_model_server(
-    registered_two_versions: Any, tmp_path: Path
-) -> None:
-    """kill -9 runs no clean-up: the model servers go because the kernel signals them when
-    their parent dies (PR_SET_PDEATHSIG)."""
-    first, _ = registered_two_versions
-    root = tmp_path / "gitops"
-    for part in ("base", "components"):
-        shutil.copytree(REPO / "manifests" / part, root / "manifests" / part)
-    write_release(root, Release(model=first.model, env="dev", stable_version=first.version,
-                                stable_image=IMAGE + "1" * 64))  # fmt: skip
-    proc, served = _start(tmp_path, first, root / "manifests/models" / first.model / "dev", "dev")
-    try:
-        children = _descendants(proc.pid)
-        assert [p["pid"] for p in served["predictors"]] == [c for c in children
-                                                           if c == served["predictors"][0]["pid"]]  # fmt: skip
-        proc.kill()
-        proc.wait(10)
-        _no_orphans(children, served)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
