@@ -246,3 +246,46 @@ def test_argocd_health_check_lua(status, expected) -> None:
     assert res["status"] == expected
     if expected == "Degraded":
         assert res["message"] == "image pull failed"
+
+
+def _predictor(name: str, version: str, traffic: int | None = None, shadow: bool = False):
+    p: dict = {"name": name, "labels": {"version": version}, "graph": {"name": "model"}}
+    if shadow:
+        p["shadow"] = True
+    else:
+        p["traffic"] = traffic
+    return p
+
+
+@pytest.mark.parametrize(
+    ("predictors", "says"),
+    [
+        ([_predictor("stable", "1", 100)], "stable v1 100%"),
+        (  # a canary waiting for its analysis' evidence: Healthy, never Progressing/Degraded
+            [_predictor("stable", "1", 90), _predictor("canary", "2", 10)],
+            "stable v1 90%, canary v2 10%",
+        ),
+        (
+            [_predictor("stable", "1", 100), _predictor("shadow", "3", shadow=True)],
+            "stable v1 100%, shadow v3 (shadow, answers nobody)",
+        ),
+    ],
+)
+def test_argocd_health_names_what_serves_while_the_analysis_waits(predictors, says) -> None:
+    """What runs during a canary (or shadow) phase is Healthy with a message naming each
+    predictor's version and traffic: an analysis waiting for evidence changes nothing in the
+    SeldonDeployment, so the Application stays Healthy (its verdict is in the Application's
+    info). A missing replica still shows Progressing, naming the predictor."""
+    obj = {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "model"},
+        "spec": {"predictors": predictors},
+        "status": {"state": "Available"},
+    }
+    assert _health(obj) == {"status": "Healthy", "message": f"All predictors available: {says}"}
+    obj["status"]["deploymentStatus"] = {"model-canary": {"replicas": 1, "availableReplicas": 0}}
+    assert _health(obj) == {
+        "status": "Progressing",
+        "message": "model-canary: 0/1 replicas available",
+    }

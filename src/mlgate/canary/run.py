@@ -24,6 +24,7 @@ import pandas as pd
 
 from mlgate.canary.analysis import CanaryState, CanaryVerdict, Traffic, judge
 from mlgate.canary.pnl import roll_rates
+from mlgate.canary.record import make_record, record_verdict
 from mlgate.config import PlatformSettings
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError
@@ -37,7 +38,7 @@ from mlgate.gates.collect import (
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.monitor import Expected, expected_from_holdout
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
-from mlgate.gates.result import CanaryRun
+from mlgate.gates.result import CanaryRun, GateStatus
 from mlgate.gitops.evidence import policy_in_force
 from mlgate.gitops.report_store import put as store_report
 from mlgate.gitops.status import canary_start
@@ -146,10 +147,12 @@ def analyze(
     policy_file: str | Path | None = None,
     report_dir: str | Path | None = None,
     act: bool = False,
+    record: bool = False,
     now: datetime | None = None,
     say: Say | None = None,
 ) -> tuple[CanaryVerdict, dict[str, Path], Any]:
-    """(verdict, report files, the pull request opened with `act`, else None)."""
+    """(verdict, report files, the pull request opened with `act`, else None). `record`:
+    the verdict also goes to git for Argo CD when its state changed (`canary.record`)."""
     from mlgate.gates.report import write_report
     from mlgate.training.registry import load_holdout, load_scorer, load_training_set
 
@@ -231,8 +234,27 @@ def analyze(
     paths = write_report(
         out, verdict.report, drift=drift, evidently=False, what="mlgate canary analyze"
     )
-    store_report(settings, out, canary.run_id)  # where `canary promote` finds it by sha256
+    stored = store_report(settings, out, canary.run_id)  # `canary promote` finds it by sha256
     pr = act_on(settings, verdict, out) if act else None
+    if record:
+        record_verdict(
+            settings,
+            make_record(
+                model=model,
+                env=env,
+                decision=verdict.decision,
+                stable_version=state.stable_version,
+                canary_version=state.canary_version,
+                weight=state.weight,
+                not_passing=[g.name for g in verdict.report.gates if g.status != GateStatus.PASS],
+                reasons=verdict.reasons,
+                now=state.now,
+                started=state.started,
+                deadline_hours=policy.canary.deadline_hours,
+                report_sha256=stored.sha256,
+                evidence=stored.mlflow_uri or str(stored.folder),
+            ),
+        )
     return verdict, paths, pr
 
 

@@ -61,10 +61,18 @@ def register(app: typer.Typer) -> None:
             help="Act on the verdict: open the advance/promote pull request; abort at once "
             "(break-glass: pushed to main, canary removed, version quarantined).",
         ),
+        scheduled: bool = typer.Option(
+            False,
+            "--scheduled",
+            help="As the CronJob runs it: record the verdict for Argo CD when its state changed "
+            "(canary-analysis/<model>/<env>.yaml on main) and exit 0 on WAIT (a waiting "
+            "analysis is not a failed run).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     ) -> None:
         """Judge the running canary on the requests it served: exit 0 advance/promote, 1 abort,
-        3 wait, 2 bad input."""
+        3 wait (0 with --scheduled), 2 bad input."""
+        from mlgate.canary.record import exit_code_scheduled
         from mlgate.canary.run import analyze as run_analysis
 
         settings = state(ctx).settings()
@@ -77,6 +85,7 @@ def register(app: typer.Typer) -> None:
                 policy_file=policy,
                 report_dir=report,
                 act=act,
+                record=scheduled,
                 say=say,
             )
         if as_json:
@@ -113,4 +122,5 @@ def register(app: typer.Typer) -> None:
             elif pr is not None:
                 out.print(f"opened {pr.branch}: {pr.subject}")
             out.print(f"report: {paths['report.json'].parent}")
-        raise typer.Exit(verdict.exit_code)
+        code = verdict.exit_code
+        raise typer.Exit(exit_code_scheduled(verdict.decision, code) if scheduled else code)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import posixpath
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -333,6 +334,23 @@ def workload_pods(target: str, doc: dict[str, Any]) -> list[Pod]:
     return [Pod(target, name, ns, labels, eps, _ports(containers))]
 
 
+def _generated_dirs(generators: list[dict[str, Any]]) -> list[str]:
+    """The directory patterns a git generator makes Applications of: its `directories`, or the
+    folders of its `files` (the release file of each overlay), through merge/matrix nesting."""
+    out: list[str] = []
+    for g in generators:
+        git = g.get("git") or {}
+        for d in git.get("directories") or []:
+            if d.get("path") and not d.get("exclude"):
+                out.append(str(d["path"]))
+        for f in git.get("files") or []:
+            if f.get("path") and not f.get("exclude"):
+                out.append(posixpath.dirname(str(f["path"])))
+        for nested in ("merge", "matrix"):
+            out += _generated_dirs((g.get(nested) or {}).get("generators") or [])
+    return out
+
+
 def namespace_labels(targets: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
     """Every namespace the rendered set uses -> the labels it will carry in the cluster."""
     managed: list[tuple[str, dict[str, str]]] = []
@@ -344,10 +362,8 @@ def namespace_labels(targets: dict[str, list[dict[str, Any]]]) -> dict[str, dict
             labels = (((spec.get("template") or {}).get("spec") or {}).get("syncPolicy") or {}).get(
                 "managedNamespaceMetadata", {}
             ).get("labels") or {}
-            for g in spec.get("generators") or []:
-                for dirs in (g.get("git") or {}).get("directories") or []:
-                    if dirs.get("path") and not dirs.get("exclude"):
-                        managed.append((str(dirs["path"]), {k: str(v) for k, v in labels.items()}))
+            for pattern in _generated_dirs(spec.get("generators") or []):
+                managed.append((pattern, {k: str(v) for k, v in labels.items()}))
     out: dict[str, dict[str, str]] = defaultdict(dict)
     for target, docs in targets.items():
         extra: dict[str, str] = {}
