@@ -90,10 +90,25 @@ def test_a_shadow_predictor_is_mirrored_not_weighted() -> None:
         if e["name"] == "MLSERVER_MODEL_VERSION":
             e["value"] = "3"
     sdep["spec"]["predictors"].append(shadow)
+    with pytest.raises(BadInputError, match="data.shadow_version is unset"):
+        topology(docs, release, "prod")  # release.yaml must say so too
+    release = release.model_copy(update={"shadow_version": "3", "shadow_image": container["image"]})
     topo = topology(docs, release, "prod")
     assert topo.shadow is not None and topo.shadow.version == "3" and topo.shadow.weight == 0
     assert sum(p.weight for p in topo.routed) == 100
     assert [p.role for p in topo.predictors] == ["stable", "canary", "shadow"]
+
+
+def test_the_shadow_component_adds_a_mirrored_predictor(tmp_path: Path) -> None:
+    """release.yaml with a shadow (`mlgate shadow start`) renders through the shadow component."""
+    root = overlay_root(tmp_path)
+    img3 = IMG1.replace("1" * 64, "3" * 64)
+    write_release(root, Release(model=MODEL, env="prod", stable_version="1", stable_image=IMG1,
+                                shadow_version="3", shadow_image=img3))  # fmt: skip
+    topo = render_topology(root / "manifests/models/credit_risk/prod")
+    assert [(p.name, p.version, p.weight, p.shadow, p.image) for p in topo.predictors] == [
+        ("stable", "1", 100, False, IMG1), ("shadow", "3", 0, True, img3)]  # fmt: skip
+    assert topo.shadow is not None and topo.shadow.env["MLSERVER_MODEL_VERSION"] == "3"
 
 
 def test_weights_that_do_not_sum_to_100_name_the_file(tmp_path: Path) -> None:

@@ -255,10 +255,12 @@ class Router:
             return _error(400, "the request body is not a JSON object (a V2 inference request)")
         route = pick(self.routed, self.rng)
         puid = str(uuid.uuid4())
-        await self._log("request", route, puid, body)
+        # the request's event goes to the sink while the predictor scores (both awaited)
+        logged = asyncio.get_running_loop().create_task(self._log("request", route, puid, body))
         if self.shadow is not None:
             self._mirror(self.shadow, body)  # in the background, beside the routed call
         status, answer, ctype = await self._forward(route, body)
+        await logged
         if status is None:
             self.stats[f"{route.name}.unreachable"] += 1
             return _error(503, f"predictor {route.name} did not answer: {answer.decode()}")

@@ -206,6 +206,19 @@ def _cross_check(preds: list[Predictor], release: Release, base: str, source: st
             ("canary_image", str(release.canary_image), canary.image),
             ("canary_traffic", str(release.canary_weight), str(canary.weight)),
         ]
+    shadow = by_role.get("shadow")
+    has_shadow = release.has_shadow
+    if has_shadow != (shadow is not None):
+        raise BadInputError(
+            f"{rel} data.shadow_version {'is set' if has_shadow else 'is unset'} but the "
+            f"rendered SeldonDeployment {'lacks' if shadow is None else 'has'} a shadow "
+            "predictor (is the shadow component in the kustomization's components?)"
+        )
+    if shadow is not None:
+        facts += [
+            ("shadow_version", str(release.shadow_version), shadow.version),
+            ("shadow_image", str(release.shadow_image), shadow.image),
+        ]
     for field, declared, rendered in facts:
         if declared != rendered:
             raise BadInputError(
