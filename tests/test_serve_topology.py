@@ -393,8 +393,8 @@ def test_requests_beyond_the_concurrency_bound_are_503_not_queued() -> None:
 
 
 def test_a_server_dies_with_the_supervisor_even_on_kill_9(tmp_path: Path) -> None:
-    """kill -9 runs no clean-up: what `serving.server.launch(die_with_parent=True)` starts is
-    signalled by the kernel when its parent dies (PR_SET_PDEATHSIG). A stand-in parent starts a
+    """kill -9 runs no clean-up: what `serving.server.launch(die_with_parent=True)` starts
+    (`serving.procs`) is signalled by the kernel when its parent dies (PR_SET_PDEATHSIG). A stand-in parent starts a
     child the same way and is killed; the child must not survive it."""
     import os
     import signal
@@ -404,9 +404,9 @@ def test_a_server_dies_with_the_supervisor_even_on_kill_9(tmp_path: Path) -> Non
     pidfile = tmp_path / "child.pid"
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        "from mlgate.serving.server import _die_with_parent\n"
+        "from mlgate.serving.procs import die_with_parent\n"
         "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],\n"
-        "                     start_new_session=True, preexec_fn=_die_with_parent)\n"
+        "                     start_new_session=True, preexec_fn=die_with_parent)\n"
         f"open({str(pidfile)!r}, 'w').write(str(c.pid))\n"
         "time.sleep(120)\n")])  # fmt: skip
     try:
@@ -431,3 +431,19 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_an_image_that_cannot_run_here_falls_back_to_the_venv_only_when_allowed(
+    workspace: Path,
+) -> None:
+    """`--runtime auto` says why a predictor runs from the venv; `--runtime image` refuses."""
+    from mlgate.config import load_settings
+    from mlgate.serving.supervisor import _runtime_of
+
+    settings = load_settings(workspace=str(workspace))
+    pred = render_topology(EXAMPLES / "dev").predictors[0]  # registry.example.invalid/...
+    runtime, why = _runtime_of(settings, pred, "auto")
+    assert runtime == "venv" and why
+    with pytest.raises(BadInputError, match="predictor stable: its image cannot run here"):
+        _runtime_of(settings, pred, "image")
+    assert _runtime_of(settings, pred, "venv") == ("venv", "--runtime venv")

@@ -140,8 +140,10 @@ def _serve_env(
             console.print(f"{served.model} in {env}: router {served.infer_url}")
             for p in served.predictors:
                 share = "shadow (mirrored)" if p.shadow else f"{p.weight}%"
+                why = f": {p.why_venv}" if p.why_venv else ""
                 console.print(
-                    f"  {p.name:7} v{p.version} {share:>17} at {p.url} ({p.runtime}, pid {p.pid})"
+                    f"  {p.name:7} v{p.version} {share:>17} at {p.url} "
+                    f"({p.runtime}{why}, pid {p.pid})"
                 )
             console.print(f"  request log -> {served.sink_url}")
             if served.sink_read_url:

@@ -34,6 +34,7 @@ from mlgate.config import PlatformSettings, parse_model
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.errors import BadInputError, ConfigError, ExternalServiceError
 from mlgate.packaging.model_artifact import export_model, lineage, resolve_version
+from mlgate.serving import procs
 from mlgate.serving.metrics import METRICS_PATH
 from mlgate.serving.runtime import CUTOFF_ENV, RANGES_KEY
 
@@ -169,15 +170,6 @@ class Launched:
     log_path: str
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the process that started it dies (even by
-    SIGKILL), so a killed `mlgate serve` leaves no model server behind (Linux prctl)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def launch(
     settings: PlatformSettings,
     model: str,
@@ -220,7 +212,7 @@ def launch(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+        preexec_fn=procs.die_with_parent if die_with_parent else None,  # noqa: PLW1509
     )
     info = ServerInfo(
         model=model,

@@ -65,6 +65,7 @@ class ServedPredictor(BaseModel):
     shadow: bool
     image: str
     runtime: Literal["venv", "image"]
+    why_venv: str | None = None  # why its image did not run here (`runtime="auto"`)
     url: str  # its own model server (bypassing the router)
     pid: int
 
@@ -154,13 +155,16 @@ def image_runnable(settings: PlatformSettings, image: str) -> str | None:
     return None
 
 
-def _runtime_of(settings: PlatformSettings, pred: Predictor, runtime: Runtime) -> str:
+def _runtime_of(
+    settings: PlatformSettings, pred: Predictor, runtime: Runtime
+) -> tuple[Literal["venv", "image"], str | None]:
+    """(runtime, why not the image) for one predictor."""
     if runtime == "venv":
-        return "venv"
+        return "venv", "--runtime venv"
     why = image_runnable(settings, pred.image)
     if runtime == "image" and why is not None:
         raise BadInputError(f"predictor {pred.name}: its image cannot run here: {why}")
-    return "venv" if why is not None else "image"
+    return ("venv", why) if why is not None else ("image", None)
 
 
 def _sink_token(folder: Path) -> Path:
@@ -260,7 +264,7 @@ def serve_environment(
         served: list[ServedPredictor] = []
         started: list[tuple[Predictor, Any]] = []
         for pred in topo.predictors:  # start every venv server first, then wait for all
-            if kinds[pred.name] == "venv":
+            if kinds[pred.name][0] == "venv":
                 launched = launch(
                     settings, topo.model, pred.version, cutoff=pred.cutoff, die_with_parent=True
                 )
@@ -268,9 +272,11 @@ def serve_environment(
                 started.append((pred, launched))
         for pred, launched in started:
             wait_launched(launched, timeout)
-            served.append(_served(pred, "venv", launched.info.url, launched.info.pid))
+            served.append(
+                _served(pred, "venv", launched.info.url, launched.info.pid, kinds[pred.name][1])
+            )
         for pred in topo.predictors:
-            if kinds[pred.name] == "image":
+            if kinds[pred.name][0] == "image":
                 url, pid = stack.enter_context(
                     _image_predictor(settings, pred, topo.model, timeout)
                 )
@@ -315,7 +321,11 @@ def serve_environment(
 
 
 def _served(
-    pred: Predictor, runtime: Literal["venv", "image"], url: str, pid: int
+    pred: Predictor,
+    runtime: Literal["venv", "image"],
+    url: str,
+    pid: int,
+    why_venv: str | None = None,
 ) -> ServedPredictor:
     return ServedPredictor(
         name=pred.name,
@@ -325,6 +335,7 @@ def _served(
         shadow=pred.shadow,
         image=pred.image,
         runtime=runtime,
+        why_venv=why_venv,
         url=url,
         pid=pid,
     )
