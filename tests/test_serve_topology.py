@@ -394,8 +394,8 @@ def test_requests_beyond_the_concurrency_bound_are_503_not_queued() -> None:
 
 def test_a_server_dies_with_the_supervisor_even_on_kill_9(tmp_path: Path) -> None:
     """kill -9 runs no clean-up: what `serving.server.launch(die_with_parent=True)` starts
-    (`serving.procs`) is signalled by the kernel when its parent dies (PR_SET_PDEATHSIG). A stand-in parent starts a
-    child the same way and is killed; the child must not survive it."""
+    (`serving.procs`) is signalled by the kernel when its parent dies (PR_SET_PDEATHSIG). A
+    stand-in parent starts a child the same way and is killed; the child must not survive it."""
     import os
     import signal
     import subprocess
