@@ -1,7 +1,8 @@
 """Judge a running prod canary on the requests it served: advance, promote, wait or abort.
 
 The same gate code as a promotion, on live evidence instead of the holdout:
-- volume: the canary answered at least `canary.min_requests` requests (else WAIT);
+- volume: the canary answered at least `canary.min_requests` requests (else WAIT) and did not
+  fail clearly more of them than stable (requests logged with no answer; else ABORT);
 - drift: the served requests against the canary's training set, relative to the stable
   version's (drift both share is the population's, see gates/drift.py);
 - fairness: the canary's decisions vs the stable version's on the same requests (every request
@@ -61,6 +62,7 @@ class CanaryState(BaseModel):
     started: datetime | None = None
     now: datetime
     dropped_requests: int = 0  # logged requests that could not be re-scored (no full vector)
+    unanswered: dict[str, int] = Field(default_factory=dict)  # predictor -> logged, no answer
 
 
 @dataclass
@@ -73,6 +75,10 @@ class Traffic:
 
     scores: HoldoutScores
     canary_served: np.ndarray
+    # Requests routed to each version that got no answer (the router logged the request, the
+    # predictor never answered it): a dead or failing canary shows here, not in `scores`.
+    canary_errors: int = 0
+    stable_errors: int = 0
 
 
 class CanaryVerdict(BaseModel):
@@ -90,7 +96,11 @@ def volume_check(traffic: Traffic | None, policy: GatePolicy) -> GateResult:
     need = policy.canary.min_requests
     n = 0 if traffic is None else int(np.asarray(traffic.canary_served, dtype=bool).sum())
     total = 0 if traffic is None else len(traffic.scores)
-    metrics = {"canary_requests": n, "requests": total, "min_requests": need}
+    metrics: dict[str, float | int | None] = {
+        "canary_requests": n, "requests": total, "min_requests": need}  # fmt: skip
+    failed = error_check(traffic, n, total, policy, metrics)
+    if failed is not None:
+        return failed
     if n < need:
         return GateResult.inconclusive(
             "volume", f"canary served {n} requests (min {need})", **metrics
@@ -99,6 +109,49 @@ def volume_check(traffic: Traffic | None, policy: GatePolicy) -> GateResult:
         name="volume",
         status=GateStatus.PASS,
         summary=f"canary served {n} of {total} requests",
+        metrics=metrics,
+    )
+
+
+def error_check(
+    traffic: Traffic | None,
+    answered: int,
+    total: int,
+    policy: GatePolicy,
+    metrics: dict[str, float | int | None],
+) -> GateResult | None:
+    """FAIL when the canary fails clearly more of its requests than stable does: the lower
+    99% Wilson bound of its error rate above stable's rate + `canary.max_error_rate`. A
+    canary killed mid-analysis stops answering, so its answered count alone could still
+    reach the volume and promote it; counting its failures is what stops that."""
+    if traffic is None:
+        return None
+    errs_c, errs_s = traffic.canary_errors, traffic.stable_errors
+    n_c, n_s = answered + errs_c, (total - answered) + errs_s
+    rate_s = errs_s / n_s if n_s else 0.0
+    metrics.update(canary_errors=errs_c, stable_errors=errs_s, max_error_rate=(
+        policy.canary.max_error_rate))  # fmt: skip
+    if not n_c:
+        return None
+    rate_c = errs_c / n_c
+    z = 2.5758  # one-sided 99.5%: a transient error or two never aborts a canary
+    centre = (rate_c + z * z / (2 * n_c)) / (1 + z * z / n_c)
+    half = z * np.sqrt(rate_c * (1 - rate_c) / n_c + z * z / (4 * n_c * n_c)) / (1 + z * z / n_c)
+    lower = max(centre - half, 0.0)
+    metrics.update(canary_error_rate=rate_c, canary_error_rate_lower=lower,
+                   stable_error_rate=rate_s)  # fmt: skip
+    limit = rate_s + policy.canary.max_error_rate
+    if lower <= limit:
+        return None
+    summary = (
+        f"canary failed {errs_c} of {n_c} requests ({rate_c:.1%}, at least {lower:.1%}) vs "
+        f"stable {rate_s:.1%} + {policy.canary.max_error_rate:.1%} allowed"
+    )
+    return GateResult(
+        name="volume",
+        status=GateStatus.FAIL,
+        summary=summary,
+        reasons=[f"{summary}: the canary does not answer"],
         metrics=metrics,
     )
 

@@ -85,11 +85,20 @@ def read_requests(
             raise BadInputError("--requests URL: needs the canary's state to know what to fetch")
         from mlgate.gitops.overlay import namespace
         from mlgate.serving.logsink import read_token_from_env
-        from mlgate.serving.logsink_client import fetch_requests
+        from mlgate.serving.logsink_client import (
+            fetch_events,
+            request_frame,
+            unanswered_requests,
+        )
 
         since = state.started.isoformat() if state.started else None
         ns = namespace(state.model, state.env)
-        df = fetch_requests(str(path), ns, SDEP_NAME, since, token=read_token_from_env())
+        events = list(fetch_events(str(path), ns, SDEP_NAME, since, token=read_token_from_env()))
+        df = request_frame(events)
+        # Requests a predictor never answered (dead, 5xx): the canary's count is evidence.
+        state.unanswered = unanswered_requests(events, state.now)
+        # A shadow's mirrored copies decided nobody: not the canary's evidence (shadow_run's).
+        df = df[df["predictor"] != "shadow"].reset_index(drop=True)
         # Only requests that carried every feature can be scored again by the other version;
         # key-only requests (features looked up by the runtime) are counted and left out.
         full = df["inputs_sent"].map(lambda s: set(features) <= set(str(s).split(",")))
@@ -205,6 +214,8 @@ def analyze(
                 early=early_outcomes(settings, dataset, log),
             ),
             canary_served=served,
+            canary_errors=state.unanswered.get("canary", 0),
+            stable_errors=state.unanswered.get("stable", 0),
         )
         if len(log):
             say("drift: the requests vs each version's training set")
@@ -227,6 +238,7 @@ def analyze(
             requests=len(log),
             canary_requests=int(served.sum()),
             requests_without_full_features=state.dropped_requests,
+            requests_unanswered=state.unanswered,
         )
     verdict = judge(state, traffic, drift, expected, policy, roll)
     verdict.report.data.update(info)

@@ -205,6 +205,13 @@ class CanaryPolicy(_Strict):
     initial_weight: int = Field(10, ge=1, le=50, description="percent of traffic")
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
     min_requests: int = Field(1000, ge=1)
+    max_error_rate: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="the canary may fail this share of its requests more than stable does "
+        "(no answer, 5xx); clearly more fails the volume check: abort",
+    )
     min_early_labels: int = Field(200, ge=0)
     deadline_hours: int = Field(168, ge=1, description="no verdict by then: abort")
     analysis_interval_minutes: int = Field(60, ge=1)

@@ -11,7 +11,8 @@ line as it streams, with the read token (mlgate.serving.logsink.read_token_from_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,36 @@ def request_frame(events: Iterable[LogEvent]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _rows(body: dict[str, Any]) -> int:
+    """How many applications a V2 request carries (its first input's length), at least 1."""
+    inputs = body.get("inputs") or [{}]
+    shape = inputs[0].get("shape") or [len(inputs[0].get("data") or [None])]
+    return max(int(shape[0]), 1) if isinstance(shape[0], int) else 1
+
+
+def unanswered_requests(
+    events: Iterable[LogEvent], now: datetime, grace_s: float = 60
+) -> dict[str, int]:
+    """Predictor -> applications in requests logged without a response: the predictor
+    failed them (no answer, or not 200: the executor and the router log only a 200's
+    response). Counted in rows, like the answered requests the analysis scores. A request
+    logged less than `grace_s` before `now` may still be in flight and is not counted."""
+    pending: dict[str, LogEvent] = {}
+    answered: set[str] = set()
+    for ev in events:
+        if ev.kind == "request":
+            pending[ev.request_id] = ev
+        else:
+            answered.add(ev.request_id)
+    cutoff = pd.Timestamp(now) - pd.Timedelta(seconds=grace_s)
+    out: dict[str, int] = {}
+    for rid, req in pending.items():
+        if rid in answered or pd.Timestamp(req.time) > cutoff:
+            continue
+        out[req.predictor] = out.get(req.predictor, 0) + _rows(req.body)
+    return out
+
+
 LOGGED_OUTPUTS = ("pd", "decision", "reason_codes", "refer_reason")
 
 
@@ -115,6 +146,19 @@ def fetch_requests(
     timeout: float = 60,
 ) -> pd.DataFrame:
     """The joined request log of one SeldonDeployment, streamed from a running sink's /export."""
+    return request_frame(fetch_events(url, namespace, deployment, since, token, timeout))
+
+
+def fetch_events(
+    url: str,
+    namespace: str,
+    deployment: str,
+    since: str | None,
+    token: bytes | None = None,
+    timeout: float = 60,
+) -> Iterator[LogEvent]:
+    """The events of one SeldonDeployment as a running sink's /export streams them, one at a
+    time (the shadow analysis pairs them itself)."""
     params = {"namespace": namespace, "deployment": deployment}
     if since:
         params["since"] = since
@@ -136,7 +180,8 @@ def fetch_requests(
                 raise ExternalServiceError(
                     f"request-log sink {url} answered {r.status_code}: {r.text[:500]}"
                 )
-            events = (LogEvent.model_validate_json(line) for line in r.iter_lines() if line.strip())
-            return request_frame(events)
+            for line in r.iter_lines():
+                if line.strip():
+                    yield LogEvent.model_validate_json(line)
     except requests.RequestException as exc:
         raise ExternalServiceError(f"request-log sink {url} did not answer: {exc}") from exc
