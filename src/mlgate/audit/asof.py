@@ -5,12 +5,17 @@ of the environment before the change, and a canary analysis had to judge the can
 then. Re-verifying it later against today's main would fail every old promotion, so the audit
 hands the one verifier (`gitops.evidence.verify_evidence`: store + sha256, identity,
 `gates.verify`) the champion and canary of the commit's first parent. What is still checked
-against today: the stored bytes (tampering after the merge shows), the MLflow version, and the
-policy in force (policies live in this project's reviewed `config/policies`, not in the GitOps
-history; a report judged under a policy since changed shows as a gap naming both digests).
+against today: the stored bytes (tampering after the merge shows) and the MLflow version. The
+policy is the one in force at the merge: `pr merge` records the digest of the policy it verified
+the report under (`Gate-Policy:`) and stores that policy by digest (`gitops.policy_store`), so
+the report is verified against exactly those values; a report judged under another policy than
+the merge's is a gap. A commit without `Gate-Policy:` (merged before the merge recorded it) is
+verified against the policy in force now.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 from pydantic import BaseModel, Field
 
@@ -20,13 +25,7 @@ from mlgate.errors import BadInputError, MlgateError
 from mlgate.gates.result import ReportKind
 from mlgate.gates.verify import CanaryClaim
 from mlgate.gitops.evidence import claim_of, verify_evidence
-from mlgate.records.trailers import ChangeKind
-
-# The changes that rest on a gate report, and the kind of report each needs.
-REPORT_KINDS: dict[ChangeKind, ReportKind] = {
-    ChangeKind.PROMOTE: "promotion",
-    ChangeKind.CANARY_PROMOTE: "canary-analysis",
-}
+from mlgate.records.trailers import REPORT_KINDS
 
 
 class ReportCheck(BaseModel):
@@ -71,7 +70,7 @@ def report_check(
             verified=False,
             problem="the commit names no gate report and the gates were not overridden",
         )
-    kind = REPORT_KINDS[t.change]
+    kind = cast(ReportKind, REPORT_KINDS[t.change])
     sha = t.gate_report
     try:
         if not t.model_version:
@@ -92,6 +91,7 @@ def report_check(
             override=t.overridden,
             canary=canary,
             champion=lambda: before.stable_version if before is not None else None,
+            policy_sha256=t.gate_policy,
         )
     except MlgateError as exc:
         return ReportCheck(

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -21,9 +22,10 @@ from mlgate.gates import result
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
 from mlgate.gates.result import GateStatus, ReportKind
 from mlgate.gates.verify import CanaryClaim, Claim, parse_report, verify_report
-from mlgate.gitops import report_store
+from mlgate.gitops import policy_store, report_store
 from mlgate.gitops.prhost import Refused
 from mlgate.records.tags import VersionTags, read_tags
+from mlgate.records.trailers import REPORT_KINDS, ChangeKind
 from mlgate.records.values import canonical_version
 from mlgate.training.registry import connect, resolve_version
 
@@ -41,6 +43,8 @@ class GateReport(BaseModel):
     failing: list[str]
     reasons: list[str] = []  # "gate: reason" for every reason of every blocking gate short of PASS
     markdown: str
+    # the digest of the policy the report was verified under (None: not verified, override)
+    policy_sha256: str | None = None
 
 
 def _summary(rep: result.GateReport, sha: str, path: str, markdown: str) -> GateReport:
@@ -138,6 +142,7 @@ def verify_evidence(
     policies_dir: Path | None = None,
     canary: CanaryClaim | None = None,
     champion: Callable[[], str | None] | None = None,
+    policy_sha256: str | None = None,
 ) -> GateReport:
     """The one check of a gate report, for `promote`, `canary promote`, `pr merge`, CI and
     `audit` (which passes `champion` and `canary` as they were when the change was merged,
@@ -149,10 +154,23 @@ def verify_evidence(
     champion git runs in `env` now (`mlgate.gates.verify`).
     Under `--override-gates` (break-glass: reason + two approvers) only the store and identity
     are checked: the report travels with the change, it does not need to pass.
+    `policy_sha256` (the audit: the `Gate-Policy:` a merge recorded) verifies under that stored
+    policy (`gitops.policy_store`) instead of the one in force now; a verification that passes
+    stores the policy it used there, so the merge's policy can be read again later.
     """
     try:
         return _verify(
-            settings, sha, model, version, env, kind, override, policies_dir, canary, champion
+            settings,
+            sha,
+            model,
+            version,
+            env,
+            kind,
+            override,
+            policies_dir,
+            canary,
+            champion,
+            policy_sha256,
         )
     except GateFailed as exc:  # one exception for every refusal of the promotion rules
         if isinstance(exc, Refused):
@@ -171,6 +189,7 @@ def _verify(
     policies_dir: Path | None,
     canary: CanaryClaim | None,
     champion: Callable[[], str | None] | None,
+    policy_sha256: str | None = None,
 ) -> GateReport:
     lineage = mlflow_lineage(settings, model, version)  # unknown version: exit 2
     fetched = report_store.get(settings, sha, lineage.run_id)
@@ -190,18 +209,25 @@ def _verify(
             f"{fetched.where}: gate report for another change; nothing was committed",
             problems=problems,
         )
+    summary = _summary(rep, sha, fetched.where, fetched.markdown)
     if not override:
-        policy = policy_in_force(settings, model, version, policies_dir)
+        policy = (
+            policy_store.get(settings, policy_sha256, lineage.run_id)
+            if policy_sha256
+            else policy_in_force(settings, model, version, policies_dir)
+        )
         claim = Claim(
             kind=kind,
             data_fingerprint=lineage.data_fingerprint,
             canary=canary,
             champion=(champion or (lambda: running_champion(settings, model, env)))()
-            if kind == "promotion"
+            if kind in ("promotion", "shadow-analysis")  # both judged beside the stable
             else None,
         )
         verify_report(rep, claim, policy, fetched.where)
-    return _summary(rep, sha, fetched.where, fetched.markdown)
+        digest = policy_store.put(settings, policy, lineage.run_id)
+        summary = summary.model_copy(update={"policy_sha256": digest})
+    return summary
 
 
 def running_champion(settings: PlatformSettings, model: str, env: str) -> str | None:
@@ -230,14 +256,14 @@ def verify_change_evidence(
     overridden: bool,
 ) -> GateReport | None:
     """`pr merge` (and a CI check on the PR) re-verifies what the PR's commit names: for a
-    change that makes a version run (`promote`, `canary-promote`) the report whose sha256 is
+    change that rests on a gate report (`records.trailers.REPORT_KINDS`: promote,
+    canary-promote, shadow-start) the report whose sha256 is
     its `Gate-Report:` trailer, fetched from the store now, against the policy in force now.
     A report tampered with (or a policy changed) after the PR was opened is refused here.
     `Gate-Report: none` is accepted only with `Override-Reason` (then two approvers)."""
-    kinds: dict[str, ReportKind] = {"promote": "promotion", "canary-promote": "canary-analysis"}
-    kind = kinds.get(change)
+    kind = cast(ReportKind | None, REPORT_KINDS.get(cast(ChangeKind, change)))
     if kind is None:
-        return None  # weight steps, aborts, rollbacks carry no gate report
+        return None  # weight steps, aborts, rollbacks, shadow stops carry no gate report
     if not version:
         raise BadInputError(f"{change} of {model} in {env}: the commit has no Model-Version")
     if gate_report in (None, "", "none"):
@@ -256,6 +282,30 @@ def verify_change_evidence(
         kind=kind,
         override=overridden,
         canary=canary_claim(settings, model, env) if kind == "canary-analysis" else None,
+    )
+
+
+def verify_shadow_phase(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    version: str,
+    env: str,
+    shadow_report: str | None,
+    overridden: bool,
+) -> GateReport | None:
+    """A canary start under a policy whose `canary.phases` begin with shadow rests on the
+    version's passing shadow analysis too (`Shadow-Report:`), verified again at the merge like
+    the gate report: a canary PR opened by hand without it is refused."""
+    if overridden or not policy_in_force(settings, model, version).for_env(env).canary.shadow_first:
+        return None
+    if shadow_report in (None, "", "none"):
+        raise Refused(
+            f"canary start of {model} {version} in {env}: the policy's canary.phases start with "
+            "shadow and the commit names no shadow analysis (Shadow-Report); nothing was merged"
+        )
+    return verify_evidence(
+        settings, shadow_report, model=model, version=version, env=env, kind="shadow-analysis"
     )
 
 

@@ -32,6 +32,9 @@ class ChangeKind(StrEnum):
     CANARY_PROMOTE = "canary-promote"
     CANARY_ABORT = "canary-abort"
     ROLLBACK = "rollback"
+    # `mlgate shadow start|stop`: a version mirrored every request, answering nobody.
+    SHADOW_START = "shadow-start"
+    SHADOW_STOP = "shadow-stop"
     # `mlgate init`: repository URLs, registry and platform image (no model's overlay).
     PLATFORM_INIT = "platform-init"
 
@@ -44,9 +47,20 @@ PLATFORM_MODEL = "mlgate_platform"
 # order is read from these.
 ENTERING = frozenset({ChangeKind.PROMOTE, ChangeKind.CANARY_PROMOTE})
 # Changes that put back a reviewed earlier state: never blocked, never themselves reverted.
-RESTORING = frozenset({ChangeKind.CANARY_ABORT, ChangeKind.ROLLBACK})
+RESTORING = frozenset({ChangeKind.CANARY_ABORT, ChangeKind.ROLLBACK, ChangeKind.SHADOW_STOP})
+# Changes that only add or remove the shadow: nothing an applicant sees changes (no version
+# enters, no canary starts), so the canary's start and the promotion order skip them.
+SHADOW = frozenset({ChangeKind.SHADOW_START, ChangeKind.SHADOW_STOP})
+# The kind of gate report (`Gate-Report:`) a change rests on, verified at the change, at the
+# merge and by the audit; a change not listed carries none.
+REPORT_KINDS: dict[ChangeKind, str] = {
+    ChangeKind.PROMOTE: "promotion",
+    ChangeKind.CANARY_PROMOTE: "canary-analysis",
+    ChangeKind.SHADOW_START: "promotion",
+}
 
 _INT_RE = re.compile(r"[1-9][0-9]*")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # Trailer values that are version numbers: written and read in canonical form only.
 _VERSION_KEYS = ("model_version", "champion", "replaces", "quarantined")
 
@@ -74,8 +88,12 @@ class Trailers(BaseModel):
     reverts: str | None = Field(None, alias="Reverts")
     quarantined: str | None = Field(None, alias="Quarantined")
     gate_report: str | None = Field(None, alias="Gate-Report")
+    # written by `pr merge` only: the digest of the policy it verified the report under
+    gate_policy: str | None = Field(None, alias="Gate-Policy")
     gate_result: str | None = Field(None, alias="Gate-Result")
     champion: str | None = Field(None, alias="Champion")
+    # sha256 of the shadow analysis a canary start rests on (policy phases [shadow, canary, ...])
+    shadow_report: str | None = Field(None, alias="Shadow-Report")
     override_reason: str | None = Field(None, alias="Override-Reason")
     approved_by: tuple[str, ...] = Field((), alias="Approved-by")
 
@@ -91,6 +109,8 @@ class Trailers(BaseModel):
                 return canonical_version(v, f"trailer {key}")
             if info.field_name == "canary_weight" and not _INT_RE.fullmatch(v):
                 raise BadInputError(f"trailer {key}: {v!r} is not a weight in percent")
+            if info.field_name == "gate_policy" and not _SHA256_RE.fullmatch(v):
+                raise BadInputError(f"trailer {key}: {v!r} is not a sha256 (64 lowercase hex)")
         return v
 
     @property
@@ -218,15 +238,18 @@ def parse_message(text: str, source: str) -> Trailers | None:
         raise BadInputError(f"{source}: {exc.message}") from None
 
 
-def with_approvals(text: str, approvers: list[str], source: str, field: str) -> str:
+def with_approvals(
+    text: str, approvers: list[str], source: str, field: str, gate_policy: str | None = None
+) -> str:
     """The merged commit's message: the PR commit's, its `Approved-by:` trailers set to
     `approvers` (each name checked like any value, the error naming `field`, e.g.
-    `--approver`). Set, never appended: a name already in the commit was written by whoever
-    pushed it, not given by an approver."""
+    `--approver`) and `Gate-Policy:` to the digest of the policy the merge verified the report
+    under (None: no report verified, none written). Set, never appended: a name already in the
+    commit was written by whoever pushed it, not given by an approver or the merge's check."""
     names = [check_text(a, field) for a in approvers]
     trailers = parse_message(text, source)
     if trailers is None:
         raise BadInputError(f"{source}: not an mlgate commit (no Change trailer)")
     head, _ = split_message(text)
-    merged = trailers.model_copy(update={"approved_by": tuple(names)})
+    merged = trailers.model_copy(update={"approved_by": tuple(names), "gate_policy": gate_policy})
     return head + "\n\n" + render_block(merged)
