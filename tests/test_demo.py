@@ -123,3 +123,32 @@ def test_demo_canary_analysis_judged_replayed_traffic(demo_run) -> None:
     # The demo ends with the canary aborted: analysing now is bad input, exit 2.
     proc = _mlgate(ws, "canary", "analyze", "--model", "credit_risk", "--requests", str(req))
     assert proc.returncode == 2 and "no canary" in proc.stderr + proc.stdout
+
+
+def test_demo_ends_with_prod_lineage_and_a_clean_audit(demo_run) -> None:
+    """Step 80 prints the lineage of prod and `audit verify`; re-run on what the demo left
+    (git, MLflow, report and policy stores, and the registry every promoted image was pushed
+    to), verify finds no gap and lineage names prod's stable version with verified evidence."""
+    ws, proc = demo_run
+    out = proc.stdout + proc.stderr
+    assert "mlgate audit lineage --model credit_risk --env prod" in out
+    assert "mlgate audit verify" in out
+    status = json.loads(_mlgate(ws, "status", "--json").stdout)
+    (model,) = [m for m in status["models"] if m["model"] == "credit_risk"]
+    lineage = _mlgate(ws, "audit", "lineage", "--model", "credit_risk", "--env", "prod", "--json")
+    assert lineage.returncode == 0, lineage.stdout[-2000:] + lineage.stderr[-2000:]
+    stable = json.loads(lineage.stdout)["stable"]
+    assert stable["version"] == model["envs"]["prod"]["stable_version"]
+    assert stable["image"] == model["envs"]["prod"]["stable_image"]
+    report = stable["entered"]["gate_report"]
+    assert report is None or report["verified"], report
+    # The fast demo stops its registry after each step: up for the image check, then down.
+    up = _mlgate(ws, "registry", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        verify = _mlgate(ws, "audit", "verify", "--json")
+    finally:
+        _mlgate(ws, "registry", "down")
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+    result = json.loads(verify.stdout)
+    assert result["gaps"] == [] and result["changes_checked"] > 0

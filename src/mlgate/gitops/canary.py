@@ -46,7 +46,16 @@ def _running(settings: PlatformSettings, model: str, env: str) -> Release:
         raise BadInputError(f"{model} is not deployed in {env}")
     if es.canary_version is None:
         raise Refused(f"no canary is running for {model} in {env}")
-    return es.release(model)
+    return Release(
+        model=model,
+        env=env,
+        stable_version=es.stable_version,
+        stable_image=es.stable_image,
+        cutoff=es.cutoff,
+        canary_version=es.canary_version,
+        canary_image=es.canary_image,
+        canary_weight=es.canary_weight,
+    )
 
 
 def _same_canary(root: Path, model: str, env: str, expected: Release) -> Release:
@@ -69,10 +78,8 @@ def start(
     weight: int | None = None,
     image: str | None = None,
     override_reason: str | None = None,
-    shadow_report: Path | None = None,
 ) -> PullRequest:
-    """Start a canary next to the running stable version (the same rules as promote; a shadow
-    of the same version is replaced by it: shadow -> canary)."""
+    """Start a canary next to the running stable version (the same rules as promote)."""
     check_model(model)
     check_env(env)
     from mlgate.gitops.status import stable_version
@@ -88,7 +95,6 @@ def start(
         image=image,
         override_reason=override_reason,
         weight=weight,
-        shadow_report=shadow_report,
     )
 
 
@@ -171,8 +177,6 @@ def promote_canary(
                 stable_version=version,
                 stable_image=current.canary_image,
                 cutoff=current.cutoff,
-                shadow_version=current.shadow_version,  # a shadow keeps running beside
-                shadow_image=current.shadow_image,
             ),
         )
 

@@ -20,7 +20,6 @@ validation.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,9 @@ from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.rollback import rollback
 from mlgate.gitops.status import read_status, stable_version
 from mlgate.gitops.validate import validate_tree
-from mlgate.records.builds import BuildRecord, read_record, write_record
+from mlgate.packaging import registry
+from mlgate.packaging.stand_in import push_stand_in
+from mlgate.records.builds import read_record
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, ModelConfig, load_model_config
 from mlgate.training.train import train_model
 
@@ -81,31 +82,27 @@ def _trained(ctx: DemoContext) -> tuple[str, str]:
 
 
 def _image(ctx: DemoContext, model: str, version: str) -> str:
-    """The version's image build record; without one (the demo builds only the first version),
-    a stand-in record of a content digest of the model version, written through the one writer
-    and labelled as such: a promotion pins only what is recorded for the version."""
+    """The version's image build record; without one (the fast demo builds only the first
+    version's image), a small labelled stand-in image of the model version, really pushed to
+    the loopback registry and recorded like a build (`packaging.stand_in`): a promotion pins
+    only what is recorded for the version, and what it pins must exist in the registry."""
     rec = read_record(ctx.settings, model, version)
     if rec is not None:
         return rec.image
     mv = _client(ctx).get_model_version(model, version)
-    stand_in = hashlib.sha256(f"{model}:{version}:{mv.run_id}:{mv.source}".encode()).hexdigest()
+    started = not registry.answering(ctx.settings.registry.address)
+    if started:
+        registry.up(ctx.settings)
+    try:
+        rec = push_stand_in(ctx.settings, model, version, str(mv.run_id), str(mv.source))
+    finally:
+        if started:
+            registry.down(ctx.settings)
     ctx.console.print(
-        f"[yellow]no image was built for {model} {version} in this workspace: the demo records "
-        "a content digest of the model version instead; a real deployment needs a built image[/]"
+        f"[yellow]no image was built for {model} {version} in this workspace: pushed a labelled "
+        f"stand-in image {rec.image} (not a model server; `mlgate image build` makes one)[/]"
     )
-    repo = f"127.0.0.1:5555/mlgate/{model.replace('_', '-')}"
-    write_record(
-        ctx.settings,
-        BuildRecord(
-            model=model,
-            version=version,
-            repository=repo,
-            reference=f"{repo}:{version}-stand-in",
-            digest=f"sha256:{stand_in}",
-            labels={"io.mlgate.stand-in": "true"},
-        ),
-    )
-    return f"{repo}@sha256:{stand_in}"
+    return rec.image
 
 
 def _reusable(ctx: DemoContext, model: str, version: str, env: str, champion: str | None) -> Any:

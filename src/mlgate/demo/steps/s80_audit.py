@@ -3,9 +3,11 @@
 What runs in prod now and how it got there (`mlgate audit lineage --env prod`: versions and
 weights, the change that made each run, who wrote, approved and merged it, its gate report
 verified against the stored hash, image, MLflow run, data fingerprint), then every change on
-main re-checked by every registered check (`mlgate audit verify`). The gaps verify finds are
-printed, not hidden: a version promoted with the demo's stand-in image record (the fast demo
-builds only the first image) is reported as an image the registry does not hold.
+main re-checked by every registered check (`mlgate audit verify`). The demo's history must be
+clean: every promoted version's image is in the registry (the fast demo pushes a labelled
+stand-in image for versions it does not build, `packaging.stand_in`) and every report verifies
+under the policy its merge recorded (`Gate-Policy:`). A gap is printed and stops the demo
+(exit 1), as `audit verify` does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from mlgate.audit.lineage import VersionFacts, lineage_at
 from mlgate.audit.verify import verify_history
 from mlgate.demo import DemoContext, DemoStep
-from mlgate.errors import MlgateError
+from mlgate.errors import GateFailed, MlgateError
 from mlgate.gitops.status import read_status
 from mlgate.packaging import registry
 
@@ -75,6 +77,11 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     for g in result.gaps:
         ctx.console.print(
             f"  {(g.commit or '')[:10]} {g.check}: {g.message}", markup=False, highlight=False
+        )
+    if not result.clean:
+        raise GateFailed(
+            f"mlgate audit verify: {len(result.gaps)} gaps in the demo's history",
+            problems=[f"{(g.commit or '')[:10]} {g.check}: {g.message}" for g in result.gaps],
         )
     return {"lineage": lineage, "verify": result.model_dump(mode="json")}
 
