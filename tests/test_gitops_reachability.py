@@ -170,3 +170,50 @@ def test_validate_reports_reachability_per_overlay(tree: Path) -> None:
 def test_endpoints_in_env_values_and_args(text: str, expected: tuple[str, int] | None) -> None:
     ep = parse_endpoint(text, "env X")
     assert (None if ep is None else (ep.host, ep.port)) == expected
+
+
+def _models(docs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, list[dict[str, Any]]]:
+    """The shipped tree with its model's three overlays copied to `n` models, each in its own
+    namespaces (what a 1,000-model repository renders to)."""
+    import json
+
+    out = {t: ds for t, ds in docs.items() if not t.startswith("manifests/models/")}
+    for t, ds in docs.items():
+        if t.startswith("manifests/models/"):
+            for i in range(n):
+                text = json.dumps(ds).replace("credit-risk-", f"m{i}-")
+                out[t.replace("credit_risk", f"m{i}")] = json.loads(text)
+    return out
+
+
+def test_reachability_work_per_overlay_is_constant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quadratic check (every workload against every policy or pod of every overlay) took
+    25+ minutes at 1,000 models. Counted, not timed: the label-selector evaluations the check
+    makes (and the policies it asks whether they select a pod) grow by the same amount for every model added, and the copies are all reachable."""
+    import mlgate.gitops.reachability as reach
+
+    calls = 0
+    real = reach.selector_matches
+
+    def counting(sel: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(sel, labels)
+
+    selects = reach.Policy.selects
+
+    def counting_selects(self: reach.Policy, namespace: str, labels: dict[str, str]) -> bool:
+        nonlocal calls
+        calls += 1
+        return selects(self, namespace, labels)
+
+    monkeypatch.setattr(reach, "selector_matches", counting)
+    monkeypatch.setattr(reach.Policy, "selects", counting_selects)
+    docs = rendered(REPO_ROOT)
+    work = {}
+    for n in (2, 4, 8):
+        calls = 0
+        assert check_reachability(_models(docs, n)) == []
+        work[n] = calls
+    assert work[2] > 0
+    assert work[8] - work[4] == 2 * (work[4] - work[2])

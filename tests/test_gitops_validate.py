@@ -10,6 +10,7 @@ import pytest
 from lupa import lua51
 
 from mlgate.config import REPO_ROOT, load_settings
+from mlgate.gitops.placeholders import find_placeholders
 from mlgate.gitops.platform_values import InitValues, apply_values
 from mlgate.gitops.validate import checkov_bin, validate_tree
 
@@ -84,6 +85,32 @@ def test_a_remaining_placeholder_fails_naming_file_field_and_value(tree: Path) -
     assert "git.example.invalid" in msgs and "the unset digest" in msgs
     # comments never count: the template's comment names the marker, and stays
     assert ".invalid" in (tree / "manifests/base/kustomization.yaml").read_text()
+
+
+def test_a_changed_overlay_check_scans_only_that_overlays_inputs(tree: Path) -> None:
+    """`--changed-since` validates one overlay: its placeholder scan reads the files that
+    overlay renders from (release.yaml, the base, the components), not the 6,000 other files
+    of a big repository, so a placeholder elsewhere is the full check's to report."""
+    _edit(
+        tree / "argocd/platform-application.yaml",
+        "https://git.bank.example/platform/mlgate.git",
+        "https://git.example.invalid/your-org/mlgate.git",
+    )
+    dev = tree / "manifests/models/credit_risk/dev"
+    _edit(dev / "release.yaml", "registry.bank.example", "registry.example.invalid")
+    scoped = validate_tree(tree, _crds(), targets=[dev])
+    assert {p.file for p in scoped.placeholders} == {
+        "manifests/models/credit_risk/dev/release.yaml"
+    }
+    assert not scoped.ok
+    full = validate_tree(tree, _crds())
+    assert {p.file for p in full.placeholders} == {
+        "argocd/platform-application.yaml",
+        "manifests/models/credit_risk/dev/release.yaml",
+    }
+    # only the paths given are read; one that does not exist is no error
+    assert find_placeholders(tree, ["manifests/models/credit_risk/prod/release.yaml"]) == []
+    assert find_placeholders(tree, ["argocd/platform-application.yaml", "nope.yaml"])
 
 
 def test_unset_digest_on_a_loopback_registry_is_the_embedded_default(tree: Path) -> None:

@@ -15,6 +15,8 @@ verified against the policy in force now.
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import BaseModel, Field
 
 from mlgate.audit.mainline import MainCommit, Mainline
@@ -23,13 +25,7 @@ from mlgate.errors import BadInputError, MlgateError
 from mlgate.gates.result import ReportKind
 from mlgate.gates.verify import CanaryClaim
 from mlgate.gitops.evidence import claim_of, verify_evidence
-from mlgate.records.trailers import ChangeKind
-
-# The changes that rest on a gate report, and the kind of report each needs.
-REPORT_KINDS: dict[ChangeKind, ReportKind] = {
-    ChangeKind.PROMOTE: "promotion",
-    ChangeKind.CANARY_PROMOTE: "canary-analysis",
-}
+from mlgate.records.trailers import REPORT_KINDS
 
 
 class ReportCheck(BaseModel):
@@ -74,7 +70,7 @@ def report_check(
             verified=False,
             problem="the commit names no gate report and the gates were not overridden",
         )
-    kind = REPORT_KINDS[t.change]
+    kind = cast(ReportKind, REPORT_KINDS[t.change])
     sha = t.gate_report
     try:
         if not t.model_version:

@@ -141,9 +141,15 @@ def register(app: typer.Typer) -> None:
         image: str | None = typer.Option(None, "--image"),
         override_gates: bool = typer.Option(False, "--override-gates"),
         reason: str | None = typer.Option(None, "--reason"),
+        shadow_report: Path | None = typer.Option(
+            None,
+            "--shadow-report",
+            help="The version's passing shadow analysis (`mlgate shadow analyze --report`): "
+            "required when the policy's canary.phases start with shadow.",
+        ),
         json_out: bool = _JSON,
     ) -> None:
-        """Start VERSION as canary next to the stable version."""
+        """Start VERSION as canary next to the stable version (replacing its shadow, if any)."""
         from mlgate.gitops import canary
 
         settings = state(ctx).settings()
@@ -161,6 +167,7 @@ def register(app: typer.Typer) -> None:
                 weight=weight,
                 image=image,
                 override_reason=override,
+                shadow_report=shadow_report,
             )
         _opened(pr, json_out)
 
@@ -248,6 +255,8 @@ def register(app: typer.Typer) -> None:
             q = ", ".join(e.version for e in ms.quarantined) or "-"
             for env, es in ms.envs.items():
                 canary = f"{es.canary_version} @ {es.canary_weight}%" if es.canary_version else "-"
+                if es.shadow_version:
+                    canary += f" (shadow {es.shadow_version})"
                 stable = f"{es.stable_version} ({es.stable_image.split('@')[-1][:19]})"
                 last = f"{(es.last_commit or '')[:10]} {es.last_commit_subject or ''}"
                 table.add_row(ms.model, env, stable, canary, es.cutoff, last, q)

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlgate.config import load_yaml, merge_sections, parse_model, policy_dir
 from mlgate.data.group_coverage import MAX_UNJOINED_SHARE, MIN_GROUP_SIZE
 from mlgate.errors import BadInputError, ConfigError
+from mlgate.gates import registry
 from mlgate.gates.tiers import check_tier
 from mlgate.governance import tier_for_policy
-from mlgate.gates import registry
 
 # Environments whose gates always block: a policy that switches a gate off or turns
 # enforcement off there is refused when it loads (change control, issue 12), not obeyed.
@@ -199,8 +199,52 @@ class SequentialPolicy(_Strict):
     )
 
 
+Phase = Literal["shadow", "canary", "full"]
+# The checks each rollout phase is judged by (every one blocking): the shadow analysis
+# (`canary.shadow`), the canary analysis (`canary.analysis`); `full` is the promoted version.
+PHASE_CHECKS: dict[str, tuple[str, ...]] = {
+    "shadow": ("volume", "score_drift", "decision_flips", "flip_pnl"),
+    "canary": ("volume", "drift", "fairness", "early_delinquency", "pnl"),
+    "full": (),
+}
+
+
+class ShadowPolicy(_Strict):
+    """The shadow phase: the candidate answers a mirrored copy of every request, compared with
+    stable's answer to the same request (mlgate.canary.shadow)."""
+
+    min_requests: int = Field(1000, ge=1, description="paired requests (both answered)")
+    score_psi_act: float = Field(
+        0.10, gt=0, description="PSI between the two score distributions at or above: FAIL"
+    )
+    max_flip_rate: float = Field(
+        0.10, gt=0, le=1, description="share of requests decided differently above: FAIL"
+    )
+    max_group_flip_gap: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="declines the shadow adds (net, per request) in any protected group "
+        "beyond the overall rate by more: FAIL (flips concentrated in one group)",
+    )
+    min_group_size: int = Field(100, ge=1, description="groups judged once this many requests")
+    pnl_tolerance: float = Field(
+        10.0,
+        gt=0,
+        description="currency per request: the shadow's expected P&L on the requests it would "
+        "decide differently may be this much below stable's",
+    )
+
+
 class CanaryPolicy(_Strict):
     """Read by the rollout (gitops/canary): how a prod canary starts and when it is judged."""
+
+    phases: list[Phase] = Field(
+        default_factory=lambda: list[Phase](["canary", "full"]),
+        description="the rollout's phases in order: [shadow, canary, full] makes a verified "
+        "PASS of the shadow analysis a precondition of `canary start`",
+    )
+    shadow: ShadowPolicy = Field(default_factory=ShadowPolicy)
 
     initial_weight: int = Field(10, ge=1, le=50, description="percent of traffic")
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
@@ -227,7 +271,16 @@ class CanaryPolicy(_Strict):
     def _steps(self) -> CanaryPolicy:
         if self.steps != sorted(self.steps) or any(not 0 < s <= 100 for s in self.steps):
             raise ValueError("steps must be increasing percentages in (0, 100]")
+        if self.phases not in (["canary", "full"], ["shadow", "canary", "full"]):
+            raise ValueError(
+                f"phases {self.phases}: must be [canary, full] or [shadow, canary, full] "
+                "(a version reaches applicants only through a canary)"
+            )
         return self
+
+    @property
+    def shadow_first(self) -> bool:
+        return "shadow" in self.phases
 
     def next_step(self, weight: int) -> int | None:
         """The next weight of the schedule after `weight` (None or 100: promote). One home: the

@@ -52,7 +52,7 @@ def worst(statuses: list[GateStatus]) -> GateStatus:
     return GateStatus.PASS
 
 
-ReportKind = Literal["promotion", "canary-analysis"]
+ReportKind = Literal["promotion", "canary-analysis", "shadow-analysis"]
 
 
 class CanaryRun(BaseModel):

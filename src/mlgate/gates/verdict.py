@@ -18,25 +18,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlgate.gates.policy import GatePolicy
+from mlgate.gates.policy import PHASE_CHECKS, GatePolicy
 from mlgate.gates.registry import spec
 from mlgate.gates.result import CanaryRun, GateReport, GateResult, GateStatus, ReportKind, worst
 
-# The checks a canary analysis runs (mlgate.canary.analysis.judge), every one blocking.
-CANARY_CHECKS = ("volume", "drift", "fairness", "early_delinquency", "pnl")
+# The checks a canary analysis runs (mlgate.canary.analysis.judge) and a shadow analysis
+# (mlgate.canary.shadow.judge_shadow), every one blocking: the policy's phases name them.
+CANARY_CHECKS = PHASE_CHECKS["canary"]
+PHASE_OF: dict[str, str] = {"canary-analysis": "canary", "shadow-analysis": "shadow"}
 
 
 def required_gates(kind: ReportKind, policy: GatePolicy, env: str) -> dict[str, bool]:
     """Gate name -> blocking, in report order, for a report of `kind` in `env`."""
-    if kind == "canary-analysis":
-        return dict.fromkeys(CANARY_CHECKS, True)
+    if kind in PHASE_OF:
+        return dict.fromkeys(PHASE_CHECKS[PHASE_OF[kind]], True)
     eff = policy.for_env(env)
     enforced = eff.enforced(env)
     return {name: spec(name).blocks(eff) and enforced for name in eff.gates_for(env)}
 
 
 def enforced(kind: ReportKind, policy: GatePolicy, env: str) -> bool:
-    return kind == "canary-analysis" or policy.for_env(env).enforced(env)
+    return kind in PHASE_OF or policy.for_env(env).enforced(env)
 
 
 def missing_evidence(name: str) -> GateResult:

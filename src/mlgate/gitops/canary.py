@@ -46,16 +46,7 @@ def _running(settings: PlatformSettings, model: str, env: str) -> Release:
         raise BadInputError(f"{model} is not deployed in {env}")
     if es.canary_version is None:
         raise Refused(f"no canary is running for {model} in {env}")
-    return Release(
-        model=model,
-        env=env,
-        stable_version=es.stable_version,
-        stable_image=es.stable_image,
-        cutoff=es.cutoff,
-        canary_version=es.canary_version,
-        canary_image=es.canary_image,
-        canary_weight=es.canary_weight,
-    )
+    return es.release(model)
 
 
 def _same_canary(root: Path, model: str, env: str, expected: Release) -> Release:
@@ -78,8 +69,10 @@ def start(
     weight: int | None = None,
     image: str | None = None,
     override_reason: str | None = None,
+    shadow_report: Path | None = None,
 ) -> PullRequest:
-    """Start a canary next to the running stable version (the same rules as promote)."""
+    """Start a canary next to the running stable version (the same rules as promote; a shadow
+    of the same version is replaced by it: shadow -> canary)."""
     check_model(model)
     check_env(env)
     from mlgate.gitops.status import stable_version
@@ -95,6 +88,7 @@ def start(
         image=image,
         override_reason=override_reason,
         weight=weight,
+        shadow_report=shadow_report,
     )
 
 
@@ -177,6 +171,8 @@ def promote_canary(
                 stable_version=version,
                 stable_image=current.canary_image,
                 cutoff=current.cutoff,
+                shadow_version=current.shadow_version,  # a shadow keeps running beside
+                shadow_image=current.shadow_image,
             ),
         )
 

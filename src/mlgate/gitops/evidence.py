@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -24,6 +25,7 @@ from mlgate.gates.verify import CanaryClaim, Claim, parse_report, verify_report
 from mlgate.gitops import policy_store, report_store
 from mlgate.gitops.prhost import Refused
 from mlgate.records.tags import VersionTags, read_tags
+from mlgate.records.trailers import REPORT_KINDS, ChangeKind
 from mlgate.records.values import canonical_version
 from mlgate.training.registry import connect, resolve_version
 
@@ -219,7 +221,7 @@ def _verify(
             data_fingerprint=lineage.data_fingerprint,
             canary=canary,
             champion=(champion or (lambda: running_champion(settings, model, env)))()
-            if kind == "promotion"
+            if kind in ("promotion", "shadow-analysis")  # both judged beside the stable
             else None,
         )
         verify_report(rep, claim, policy, fetched.where)
@@ -254,14 +256,14 @@ def verify_change_evidence(
     overridden: bool,
 ) -> GateReport | None:
     """`pr merge` (and a CI check on the PR) re-verifies what the PR's commit names: for a
-    change that makes a version run (`promote`, `canary-promote`) the report whose sha256 is
+    change that rests on a gate report (`records.trailers.REPORT_KINDS`: promote,
+    canary-promote, shadow-start) the report whose sha256 is
     its `Gate-Report:` trailer, fetched from the store now, against the policy in force now.
     A report tampered with (or a policy changed) after the PR was opened is refused here.
     `Gate-Report: none` is accepted only with `Override-Reason` (then two approvers)."""
-    kinds: dict[str, ReportKind] = {"promote": "promotion", "canary-promote": "canary-analysis"}
-    kind = kinds.get(change)
+    kind = cast(ReportKind | None, REPORT_KINDS.get(cast(ChangeKind, change)))
     if kind is None:
-        return None  # weight steps, aborts, rollbacks carry no gate report
+        return None  # weight steps, aborts, rollbacks, shadow stops carry no gate report
     if not version:
         raise BadInputError(f"{change} of {model} in {env}: the commit has no Model-Version")
     if gate_report in (None, "", "none"):
@@ -280,6 +282,30 @@ def verify_change_evidence(
         kind=kind,
         override=overridden,
         canary=canary_claim(settings, model, env) if kind == "canary-analysis" else None,
+    )
+
+
+def verify_shadow_phase(
+    settings: PlatformSettings,
+    *,
+    model: str,
+    version: str,
+    env: str,
+    shadow_report: str | None,
+    overridden: bool,
+) -> GateReport | None:
+    """A canary start under a policy whose `canary.phases` begin with shadow rests on the
+    version's passing shadow analysis too (`Shadow-Report:`), verified again at the merge like
+    the gate report: a canary PR opened by hand without it is refused."""
+    if overridden or not policy_in_force(settings, model, version).for_env(env).canary.shadow_first:
+        return None
+    if shadow_report in (None, "", "none"):
+        raise Refused(
+            f"canary start of {model} {version} in {env}: the policy's canary.phases start with "
+            "shadow and the commit names no shadow analysis (Shadow-Report); nothing was merged"
+        )
+    return verify_evidence(
+        settings, shadow_report, model=model, version=version, env=env, kind="shadow-analysis"
     )
 
 

@@ -2,7 +2,8 @@
 
 `manifests/models/<model>/<env>/` holds a kustomization (base bundle + components) and
 `release.yaml`, a local-config ConfigMap saying what runs there: stable version + image digest,
-an optional canary version + image + weight, and the decision cut-off. Kustomize replacements
+an optional canary version + image + weight, an optional shadow version + image (mirrored
+every request, answering nobody), and the decision cut-off. Kustomize replacements
 copy those values into the SeldonDeployment, so every promotion is a few-line diff of this file
 (plus one line in `components` when a canary starts or ends). Edits are ruamel.yaml round-trips:
 comments and order survive.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml as pyyaml
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, ValidationInfo, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
@@ -30,6 +31,7 @@ ENVS: tuple[str, ...] = ("dev", "stage", "prod")
 RELEASE_FILE = "release.yaml"
 KUSTOMIZATION_FILE = "kustomization.yaml"
 CANARY_COMPONENT = "../../../components/canary"
+SHADOW_COMPONENT = "../../../components/shadow"
 RELEASE_COMPONENT = "../../../components/release"
 DEFAULT_CUTOFF = "0.15"  # the gate policy's default cut-off (config/policies)
 MODEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
@@ -72,8 +74,11 @@ class Release(BaseModel):
     canary_version: str | None = None
     canary_image: str | None = None
     canary_weight: int | None = None
+    # The shadow (`mlgate shadow start`): mirrored every request, its answers reach nobody.
+    shadow_version: str | None = None
+    shadow_image: str | None = None
 
-    @field_validator("stable_version", "canary_version")
+    @field_validator("stable_version", "canary_version", "shadow_version")
     @classmethod
     def _version(cls, v: str | None, info: ValidationInfo) -> str | None:
         """One spelling per version (`002` is 2), so every comparison sees the same number."""
@@ -89,9 +94,26 @@ class Release(BaseModel):
             raise ValueError("canary weight must be 1..99 (remove the canary instead of 0)")
         return v
 
+    @model_validator(mode="after")
+    def _one_role(self) -> Release:
+        """A version runs in one role: a shadow of the canary (or of stable) would compare it
+        with itself. `canary start` of the shadow's version replaces the shadow."""
+        if self.shadow_version is not None and self.shadow_version in (
+            self.stable_version,
+            self.canary_version,
+        ):
+            raise ValueError(
+                f"version {self.shadow_version} cannot run as shadow and as stable or canary"
+            )
+        return self
+
     @property
     def has_canary(self) -> bool:
         return self.canary_version is not None
+
+    @property
+    def has_shadow(self) -> bool:
+        return self.shadow_version is not None
 
     @property
     def stable_traffic(self) -> int:
@@ -111,6 +133,10 @@ class Release(BaseModel):
             out["canary_version"] = self.canary_version or ""
             out["canary_image"] = self.canary_image
             out["canary_traffic"] = str(self.canary_weight)
+        if self.has_shadow:
+            assert self.shadow_image is not None
+            out["shadow_version"] = self.shadow_version or ""
+            out["shadow_image"] = self.shadow_image
         out["cutoff"] = self.cutoff
         return out
 
@@ -180,6 +206,8 @@ def parse_release(text: str, source: str) -> Release:
             canary_version=str(data["canary_version"]) if data.get("canary_version") else None,
             canary_image=str(data["canary_image"]) if data.get("canary_image") else None,
             canary_weight=int(weight) if weight not in (None, "") else None,
+            shadow_version=str(data["shadow_version"]) if data.get("shadow_version") else None,
+            shadow_image=str(data["shadow_image"]) if data.get("shadow_image") else None,
         )
     except (ValueError, TypeError) as exc:
         raise BadInputError(f"{source}: {exc}") from exc
@@ -281,6 +309,10 @@ def write_release(root: Path, release: Release) -> list[Path]:
         comps.append(CANARY_COMPONENT)
     if not release.has_canary and CANARY_COMPONENT in comps:
         comps.remove(CANARY_COMPONENT)
+    if release.has_shadow and SHADOW_COMPONENT not in comps:
+        comps.append(SHADOW_COMPONENT)
+    if not release.has_shadow and SHADOW_COMPONENT in comps:
+        comps.remove(SHADOW_COMPONENT)
     buf = io.StringIO()
     y.dump(kus, buf)
     kus_path.write_text(buf.getvalue(), encoding="utf-8")
@@ -288,4 +320,11 @@ def write_release(root: Path, release: Release) -> list[Path]:
 
 
 def _quote(key: str) -> bool:
-    return key in {"stable_version", "canary_version", "stable_traffic", "canary_traffic", "cutoff"}
+    return key in {
+        "stable_version",
+        "canary_version",
+        "shadow_version",
+        "stable_traffic",
+        "canary_traffic",
+        "cutoff",
+    }

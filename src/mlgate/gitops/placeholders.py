@@ -18,6 +18,7 @@ user only when a sync or a pull fails, so the template marks them unmistakably:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,25 @@ def scan_text(text: str, file: str) -> list[Placeholder]:
     return found
 
 
-def find_placeholders(root: Path) -> list[Placeholder]:
-    """Every placeholder value in the YAML files of `root`'s argocd/ and manifests/."""
+def scanned(rel: str) -> bool:
+    """A root-relative POSIX path the scan reads: a YAML file under argocd/ or manifests/."""
+    return rel.split("/", 1)[0] in SCANNED and rel.endswith((".yaml", ".yml"))
+
+
+def find_placeholders(root: Path, paths: Iterable[str] | None = None) -> list[Placeholder]:
+    """Every placeholder value in the YAML files of `root`'s argocd/ and manifests/; with
+    `paths` (root-relative, e.g. the inputs of the overlays a pull request changes) only in
+    those of them that exist: a one-overlay check must not read the whole tree."""
+    if paths is None:
+        files = [
+            p.relative_to(root).as_posix()
+            for top in SCANNED
+            if (root / top).is_dir()
+            for p in (root / top).rglob("*.y*ml")
+        ]
+    else:
+        files = [p for p in set(paths) if (root / p).is_file()]
     found: list[Placeholder] = []
-    for top in SCANNED:
-        for path in sorted((root / top).rglob("*.y*ml")) if (root / top).is_dir() else []:
-            rel = str(path.relative_to(root))
-            found += scan_text(path.read_text(encoding="utf-8"), rel)
+    for rel in sorted(f for f in files if scanned(f)):
+        found += scan_text((root / rel).read_text(encoding="utf-8"), rel)
     return found

@@ -23,13 +23,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, Field
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
-from mlgate.gitops.evidence import GateReport, verify_change_evidence
+from mlgate.gitops.evidence import GateReport, verify_change_evidence, verify_shadow_phase
 from mlgate.gitops.history import Change, log
-from mlgate.gitops.overlay import RELEASE_FILE, Release, model_dir, overlay_dir, parse_release
+from mlgate.gitops.overlay import (
+    KUSTOMIZATION_FILE,
+    RELEASE_FILE,
+    SHADOW_COMPONENT,
+    Release,
+    model_dir,
+    overlay_dir,
+    parse_release,
+)
 from mlgate.gitops.platform_values import INIT_FILES
 from mlgate.gitops.prhost import Approval, Refused, host_for
 from mlgate.gitops.quarantine import (
@@ -43,6 +52,7 @@ from mlgate.gitops.repo import NOTES_REF, GitopsRepo
 from mlgate.gitops.reviewers import REQUIRED_ROLE, Reviewer, Reviewers, read_reviewers
 from mlgate.records.trailers import (
     RESTORING,
+    SHADOW,
     ChangeKind,
     Trailers,
     commit_message,
@@ -50,7 +60,7 @@ from mlgate.records.trailers import (
     with_approvals,
 )
 
-PR_PREFIXES = ("promote", "canary", "rollback", "init")
+PR_PREFIXES = ("promote", "canary", "shadow", "rollback", "init")
 
 
 __all__ = ["Refused"]  # defined with the PR hosts, raised by every act
@@ -296,7 +306,7 @@ def verify_pr_evidence(settings: PlatformSettings, pr: PullRequest) -> GateRepor
     (`mlgate pr verify`) share, so the required status and the merge cannot disagree."""
     if not (pr.model and pr.env and pr.change):
         raise BadInputError(f"pull request {pr.branch}: commit lacks Model/Environment/Change")
-    return verify_change_evidence(
+    rep = verify_change_evidence(
         settings,
         change=pr.change,
         model=pr.model,
@@ -305,6 +315,16 @@ def verify_pr_evidence(settings: PlatformSettings, pr: PullRequest) -> GateRepor
         gate_report=next(iter(pr.trailers.get("gate-report", [])), None),
         overridden=pr.overridden,
     )
+    if pr.change == ChangeKind.PROMOTE and pr.trailers.get("canary-weight") and pr.version:
+        verify_shadow_phase(
+            settings,
+            model=pr.model,
+            version=pr.version,
+            env=pr.env,
+            shadow_report=next(iter(pr.trailers.get("shadow-report", [])), None),
+            overridden=pr.overridden,
+        )
+    return rep
 
 
 def release_at(repo: GitopsRepo, ref: str, model: str, env: str) -> Release | None:
@@ -338,6 +358,8 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
                 f"{src}: changes {path}, outside {allowed_dir} which its trailers "
                 f"(Change: {lin.change}, Environment: {pr.env}) allow; nothing was merged"
             )
+    if lin.change in SHADOW:
+        _check_shadow_diff(repo, pr, [p for p in changed.split("\0") if p])
     head = release_at(repo, pr.sha, pr.model, pr.env)
     want = _expected_release_fields(lin)
     for name, value in want.items():
@@ -400,6 +422,44 @@ def _quarantine_at(repo: GitopsRepo, ref: str, path: str) -> list[QuarantineEntr
     return parse_quarantine(repo.git("show", f"{ref}:{path}", check=False), f"{ref[:10]}:{path}")
 
 
+def _components(repo: GitopsRepo, ref: str, model: str, env: str) -> list[str]:
+    path = f"{overlay_dir(model, env)}/{KUSTOMIZATION_FILE}"
+    doc = yaml.safe_load(repo.git("show", f"{ref}:{path}", check=False) or "{}") or {}
+    comps = doc.get("components") if isinstance(doc, dict) else None
+    return [str(c) for c in comps] if isinstance(comps, list) else []
+
+
+def _check_shadow_diff(repo: GitopsRepo, pr: PullRequest, changed: list[str]) -> None:
+    """A shadow start or stop changes exactly the shadow: release.yaml's shadow fields and the
+    shadow component in the kustomization, nothing that decides an applicant (stable, canary,
+    weight, cut-off), no other file."""
+    assert pr.model and pr.env
+    src, where = f"pull request {pr.branch}", overlay_dir(pr.model, pr.env)
+    allowed = {f"{where}/{RELEASE_FILE}", f"{where}/{KUSTOMIZATION_FILE}"}
+    for path in changed:
+        if path not in allowed:
+            raise Refused(f"{src}: a shadow change may not touch {path}; nothing was merged")
+    base = release_at(repo, pr.base, pr.model, pr.env)
+    head = release_at(repo, pr.sha, pr.model, pr.env)
+    if base is None or head is None:
+        raise Refused(f"{src}: a shadow runs beside a stable version; {where} has none")
+    shadowless = {"shadow_version": None, "shadow_image": None}
+    if base.model_copy(update=shadowless) != head.model_copy(update=shadowless):
+        raise Refused(
+            f"{src}: {where}/{RELEASE_FILE} changes more than the shadow (stable, canary, "
+            "weight or cut-off); nothing was merged"
+        )
+    before = [c for c in _components(repo, pr.base, pr.model, pr.env) if c != SHADOW_COMPONENT]
+    after = _components(repo, pr.sha, pr.model, pr.env)
+    if [c for c in after if c != SHADOW_COMPONENT] != before or (
+        (SHADOW_COMPONENT in after) != head.has_shadow
+    ):
+        raise Refused(
+            f"{src}: {where}/{KUSTOMIZATION_FILE} must change only the shadow component "
+            f"({SHADOW_COMPONENT}, present exactly while a shadow runs); nothing was merged"
+        )
+
+
 def _expected_release_fields(lin: Trailers) -> dict[str, object]:
     """The release.yaml fields each change kind pins, from its trailers."""
     v, image, weight = lin.model_version, lin.image, lin.canary_weight
@@ -413,6 +473,10 @@ def _expected_release_fields(lin: Trailers) -> dict[str, object]:
         return {"stable_version": v, "canary_version": None}
     if lin.change is ChangeKind.CANARY_ABORT:
         return {"canary_version": None}
+    if lin.change is ChangeKind.SHADOW_START:
+        return {"shadow_version": v, "shadow_image": image}
+    if lin.change is ChangeKind.SHADOW_STOP:
+        return {"shadow_version": None}
     return {}
 
 

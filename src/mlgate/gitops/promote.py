@@ -22,6 +22,7 @@ from mlgate.gates.result import ReportKind
 from mlgate.gates.verify import CanaryClaim
 from mlgate.gitops.evidence import (
     GateReport,
+    Lineage,
     mlflow_lineage,
     policy_in_force,
     release_policy,
@@ -96,6 +97,19 @@ def evidence_trailers(rep: GateReport | None, override_reason: str | None) -> di
     return out
 
 
+def version_trailers(lineage: Lineage, image_ref: str) -> dict[str, str | None]:
+    """The lineage fields of `records.trailers.Trailers` of a change that runs a version's
+    image (a promotion, a shadow): its digest and reference, MLflow run, data, features, code."""
+    return {
+        "image_digest": image_ref.split("@", 1)[1],
+        "image": image_ref,
+        "mlflow_run": lineage.run_id or "unknown",
+        "data_fingerprint": lineage.data_fingerprint or "unknown",
+        "feature_service": lineage.feature_service,
+        "training_commit": lineage.git_commit,
+    }
+
+
 def description(rep: GateReport | None, override_reason: str | None, summary: str) -> str:
     parts = [summary, ""]
     if override_reason is not None:
@@ -128,8 +142,11 @@ def promote(
     override_reason: str | None = None,
     weight: int | None = None,
     policies_dir: Path | None = None,
+    shadow_report: Path | None = None,
 ) -> PullRequest:
-    """Open the promotion PR (branch `promote/<model>-<version>-<env>`), or refuse."""
+    """Open the promotion PR (branch `promote/<model>-<version>-<env>`), or refuse. Into prod
+    as a canary under a policy whose phases start with `shadow`, `shadow_report` must be a
+    verified PASS of the shadow analysis of this version beside the stable version running."""
     check_model(model)
     check_env(to)
     # An alias (`challenger`) becomes the number here: the commit records what was judged.
@@ -144,7 +161,30 @@ def promote(
     )
     lineage = mlflow_lineage(settings, model, version)
     image_ref = pinned_image(settings, model, version, image, lineage.tags)
-    rel_policy = release_policy(policy_in_force(settings, model, version, policies_dir))
+    in_force = policy_in_force(settings, model, version, policies_dir)
+    shadow_rep = None
+    rel_policy = release_policy(in_force)
+    if (
+        to == "prod"
+        and override_reason is None
+        and in_force.for_env(to).canary.shadow_first
+        and read_current_stable(settings, model, to) is not None
+    ):
+        if shadow_report is None:
+            raise BadInputError(
+                "--shadow-report: the gate policy's canary.phases start with shadow; a canary "
+                f"of {model} {version} needs its shadow analysis (`mlgate shadow analyze`)"
+            )
+        shadow_rep = check_report(
+            settings,
+            shadow_report,
+            model,
+            version,
+            to,
+            None,
+            kind="shadow-analysis",
+            policies_dir=policies_dir,
+        )
     canary_weight = weight if weight is not None else rel_policy.canary_weight
     if not 1 <= canary_weight <= 99:
         raise BadInputError(f"--weight {canary_weight}: must be 1..99")
@@ -175,13 +215,14 @@ def promote(
             )
         cutoff = current.cutoff if current else rel_policy.cutoff
         if to == "prod" and current is not None:
-            new = current.model_copy(
-                update={
-                    "canary_version": version,
-                    "canary_image": image_ref,
-                    "canary_weight": canary_weight,
-                }
-            )
+            update: dict[str, object] = {
+                "canary_version": version,
+                "canary_image": image_ref,
+                "canary_weight": canary_weight,
+            }
+            if current.shadow_version == version:  # shadow -> canary: it replaces the shadow
+                update |= {"shadow_version": None, "shadow_image": None}
+            new = current.model_copy(update=update)
         else:
             new = Release(
                 model=model, env=to, stable_version=version, stable_image=image_ref, cutoff=cutoff
@@ -199,13 +240,9 @@ def promote(
         model_version=version,
         environment=to,
         change=ChangeKind.PROMOTE,
-        image_digest=image_ref.split("@", 1)[1],
-        image=image_ref,
-        mlflow_run=lineage.run_id or "unknown",
-        data_fingerprint=lineage.data_fingerprint or "unknown",
-        feature_service=lineage.feature_service,
-        training_commit=lineage.git_commit,
+        **version_trailers(lineage, image_ref),
         canary_weight=canary_weight if as_canary else None,
+        shadow_report=shadow_rep.sha256 if shadow_rep else None,
         **evidence_trailers(rep, override_reason),
     )
     proposal = Proposal(

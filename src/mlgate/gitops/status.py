@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field
 from mlgate.config import PlatformSettings
 from mlgate.errors import ExternalServiceError, MlgateError
 from mlgate.gitops.history import Change
-from mlgate.gitops.overlay import ENVS, RELEASE_FILE, overlay_dir, parse_release
+from mlgate.gitops.overlay import ENVS, RELEASE_FILE, Release, overlay_dir, parse_release
 from mlgate.gitops.pr import PR_PREFIXES
 from mlgate.gitops.quarantine import QUARANTINE_FILE, QuarantineEntry, parse_quarantine
 from mlgate.gitops.repo import GitopsRepo, run_git
+from mlgate.records.trailers import SHADOW
 
 
 class EnvStatus(BaseModel):
@@ -30,10 +31,27 @@ class EnvStatus(BaseModel):
     canary_version: str | None = None
     canary_image: str | None = None
     canary_weight: int | None = None
+    shadow_version: str | None = None
+    shadow_image: str | None = None
     cutoff: str
     last_commit: str | None = None
     last_commit_subject: str | None = None
     last_commit_time: int | None = None
+
+    def release(self, model: str) -> Release:
+        """The release.yaml this status was read from (what an act plans its edit from)."""
+        return Release(
+            model=model,
+            env=self.env,
+            stable_version=self.stable_version,
+            stable_image=self.stable_image,
+            cutoff=self.cutoff,
+            canary_version=self.canary_version,
+            canary_image=self.canary_image,
+            canary_weight=self.canary_weight,
+            shadow_version=self.shadow_version,
+            shadow_image=self.shadow_image,
+        )
 
 
 class ModelStatus(BaseModel):
@@ -152,6 +170,8 @@ def canary_start(
         return None
     started = None
     for change in log(view.git_dir, view.cwd, rev or view.ref, [overlay_dir(model, env)]):
+        if change.lineage is not None and change.lineage.change in SHADOW:
+            continue  # a shadow starting or stopping (even of this version) starts no canary
         if change.lineage is None or change.lineage.model_version != version:
             break
         started = change
@@ -239,6 +259,8 @@ def read_status(settings: PlatformSettings) -> Status:
             canary_version=rel.canary_version,
             canary_image=rel.canary_image,
             canary_weight=rel.canary_weight,
+            shadow_version=rel.shadow_version,
+            shadow_image=rel.shadow_image,
             cutoff=rel.cutoff,
         )
     last = _last_changes(view, {(m, e) for m, ms in models.items() for e in ms.envs})

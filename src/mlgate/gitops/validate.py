@@ -25,9 +25,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -39,6 +41,7 @@ from pydantic import BaseModel, Field
 
 from mlgate.config import REPO_ROOT
 from mlgate.errors import BadInputError
+from mlgate.gitops.changed import overlay_inputs
 from mlgate.gitops.kubectl import kubectl_path, kustomize
 from mlgate.gitops.placeholders import Placeholder, find_placeholders
 from mlgate.gitops.reachability import check_reachability
@@ -129,29 +132,57 @@ def _structural(node: Any) -> Any:
     return out
 
 
-@lru_cache(maxsize=4)
-def crd_validators(crd_dir: str) -> dict[tuple[str, str], Any]:
-    """(apiVersion, kind) -> jsonschema validator, from every CRD file in `crd_dir`."""
+# The kind a CRD file defines, read from its text so that a check which never meets the kind
+# (a one-overlay PR has no Argo CD objects) does not parse megabytes of schema for it.
+_CRD_KIND = re.compile(r"^  names:\n(?:    .*\n)*?    kind: *['\"]?([A-Za-z0-9]+)", re.MULTILINE)
+_CRD_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _declared_kinds(path: str) -> frozenset[str] | None:
+    """The kinds the CRDs of file `path` define, None when the text does not say plainly
+    (then the file is always loaded)."""
+    text = Path(path).read_text(encoding="utf-8")
+    kinds = frozenset(_CRD_KIND.findall(text))
+    return kinds or None
+
+
+@lru_cache(maxsize=64)
+def _file_validators(path: str) -> dict[tuple[str, str], Any]:
+    """(apiVersion, kind) -> compiled validator for every CRD version in file `path`, parsed
+    and compiled once per process."""
     from jsonschema import Draft7Validator
 
     out: dict[tuple[str, str], Any] = {}
-    for path in sorted(Path(crd_dir).glob("*.yaml")):
-        with path.open("r", encoding="utf-8") as fh:
-            for doc in pyyaml.load_all(fh, Loader=_LOADER):
-                if not doc or doc.get("kind") != "CustomResourceDefinition":
+    with Path(path).open("r", encoding="utf-8") as fh:
+        for doc in pyyaml.load_all(fh, Loader=_LOADER):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for v in spec.get("versions") or []:
+                schema = (v.get("schema") or {}).get("openAPIV3Schema")
+                if not schema:
                     continue
-                spec = doc["spec"]
-                for v in spec.get("versions") or []:
-                    schema = (v.get("schema") or {}).get("openAPIV3Schema")
-                    if not schema:
-                        continue
-                    schema = _structural(schema)
-                    props = schema.setdefault("properties", {})
-                    props["metadata"] = {"type": "object"}  # validated by the API server
-                    props.setdefault("apiVersion", {"type": "string"})
-                    props.setdefault("kind", {"type": "string"})
-                    key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
-                    out[key] = Draft7Validator(schema)
+                schema = _structural(schema)
+                props = schema.setdefault("properties", {})
+                props["metadata"] = {"type": "object"}  # validated by the API server
+                props.setdefault("apiVersion", {"type": "string"})
+                props.setdefault("kind", {"type": "string"})
+                key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
+                out[key] = Draft7Validator(schema)
+    return out
+
+
+def crd_validators(crd_dir: str, kinds: frozenset[str] | None = None) -> dict[tuple[str, str], Any]:
+    """(apiVersion, kind) -> jsonschema validator, from the CRD files in `crd_dir` that define
+    one of `kinds` (every file when None)."""
+    out: dict[tuple[str, str], Any] = {}
+    with _CRD_LOCK:  # validation threads share one parse per file
+        for path in sorted(Path(crd_dir).glob("*.yaml")):
+            declared = _declared_kinds(str(path))
+            if kinds is not None and declared is not None and not declared & kinds:
+                continue
+            out.update(_file_validators(str(path)))
     return out
 
 
@@ -368,6 +399,12 @@ def run_checkov(rendered: dict[str, list[dict[str, Any]]]) -> tuple[str, list[st
 # --- the whole tree --------------------------------------------------------------------------
 
 
+def _inputs(root: Path, targets: list[Path]) -> set[str]:
+    """The files the renders of `targets` read (what `--changed-since` selects them by)."""
+    memo: dict[str, frozenset[str]] = {}
+    return {p for t in targets for p in overlay_inputs(root, t.relative_to(root).as_posix(), memo)}
+
+
 def validate_tree(
     root: Path,
     crd_dir: Path,
@@ -381,6 +418,7 @@ def validate_tree(
     list, e.g. from `--changed-since` when nothing rendered changed, validates nothing)."""
     t0 = time.perf_counter()
     report = ValidationReport(root=str(root), template=template)
+    every = targets is None
     if targets is None:
         targets = find_targets(root)
         if not targets:
@@ -392,8 +430,23 @@ def validate_tree(
             "schemas shipped with mlgate (see docs/gitops.md)"
         )
     kubectl_path()  # a missing kubectl is one clear error, not a kustomize problem per overlay
-    crds = crd_validators(str(crd_dir))
     memo: dict[str, list[str]] = {}
+
+    def rendered_or_problem(target: Path) -> tuple[TargetResult, list[dict[str, Any]]]:
+        rel = str(target.relative_to(root))
+        res = TargetResult(path=rel)
+        try:
+            docs = render(target)
+        except BadInputError as exc:
+            res.problems.append(Problem(target=rel, check="kustomize", message=exc.message))
+            return res, []
+        res.resources = len(docs)
+        return res, docs
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(rendered_or_problem, targets))
+    kinds = frozenset(str(d.get("kind")) for _, docs in results for d in docs)
+    crds = crd_validators(str(crd_dir), kinds)
 
     def schema_problems(doc: dict[str, Any]) -> list[str]:
         # The schema verdict does not depend on the namespace: identical resources of many
@@ -406,47 +459,37 @@ def validate_tree(
             memo[key] = check_schema(doc, crds)
         return memo[key]
 
-    def one(target: Path) -> tuple[TargetResult, list[dict[str, Any]]]:
-        rel = str(target.relative_to(root))
-        res = TargetResult(path=rel)
-        try:
-            docs = render(target)
-        except BadInputError as exc:
-            res.problems.append(Problem(target=rel, check="kustomize", message=exc.message))
-            return res, []
-        res.resources = len(docs)
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    for res, docs in results:
         for doc in docs:
             name = _name(doc)
             for msg in schema_problems(doc):
-                res.problems.append(Problem(target=rel, resource=name, check="schema", message=msg))
+                res.problems.append(
+                    Problem(target=res.path, resource=name, check="schema", message=msg)
+                )
             if doc.get("kind") == "SeldonDeployment":
                 for msg in check_seldon(doc):
                     res.problems.append(
-                        Problem(target=rel, resource=name, check="seldon", message=msg)
+                        Problem(target=res.path, resource=name, check="seldon", message=msg)
                     )
             for msg in check_pod_security(doc):
                 res.problems.append(
-                    Problem(target=rel, resource=name, check="pod-security", message=msg)
+                    Problem(target=res.path, resource=name, check="pod-security", message=msg)
                 )
-        return res, docs
-
-    rendered: dict[str, list[dict[str, Any]]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for res, docs in pool.map(one, targets):
-            report.targets.append(res)
-            rendered[res.path] = docs
+        report.targets.append(res)
+        rendered[res.path] = docs
     groups: dict[str, Any] = {}
     for docs in rendered.values():
         for doc in docs:
             if doc.get("kind") == "PrometheusRule":
                 g = (doc.get("spec") or {}).get("groups") or []
                 groups[hashlib.sha256(json.dumps(g, sort_keys=True).encode()).hexdigest()] = g
+    by_path = {t.path: t for t in report.targets}
     for u in check_reachability(rendered):
-        target = next(t for t in report.targets if t.path == u.target)
-        target.problems.append(
+        by_path[u.target].problems.append(
             Problem(target=u.target, resource=u.workload, check="reachability", message=u.message)
         )
-    report.placeholders = find_placeholders(root)
+    report.placeholders = find_placeholders(root, None if every else _inputs(root, targets))
     if not template:
         report.problems += [
             Problem(target=p.file, check="placeholder", message=p.message)

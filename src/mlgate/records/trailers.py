@@ -32,6 +32,9 @@ class ChangeKind(StrEnum):
     CANARY_PROMOTE = "canary-promote"
     CANARY_ABORT = "canary-abort"
     ROLLBACK = "rollback"
+    # `mlgate shadow start|stop`: a version mirrored every request, answering nobody.
+    SHADOW_START = "shadow-start"
+    SHADOW_STOP = "shadow-stop"
     # `mlgate init`: repository URLs, registry and platform image (no model's overlay).
     PLATFORM_INIT = "platform-init"
 
@@ -44,7 +47,17 @@ PLATFORM_MODEL = "mlgate_platform"
 # order is read from these.
 ENTERING = frozenset({ChangeKind.PROMOTE, ChangeKind.CANARY_PROMOTE})
 # Changes that put back a reviewed earlier state: never blocked, never themselves reverted.
-RESTORING = frozenset({ChangeKind.CANARY_ABORT, ChangeKind.ROLLBACK})
+RESTORING = frozenset({ChangeKind.CANARY_ABORT, ChangeKind.ROLLBACK, ChangeKind.SHADOW_STOP})
+# Changes that only add or remove the shadow: nothing an applicant sees changes (no version
+# enters, no canary starts), so the canary's start and the promotion order skip them.
+SHADOW = frozenset({ChangeKind.SHADOW_START, ChangeKind.SHADOW_STOP})
+# The kind of gate report (`Gate-Report:`) a change rests on, verified at the change, at the
+# merge and by the audit; a change not listed carries none.
+REPORT_KINDS: dict[ChangeKind, str] = {
+    ChangeKind.PROMOTE: "promotion",
+    ChangeKind.CANARY_PROMOTE: "canary-analysis",
+    ChangeKind.SHADOW_START: "promotion",
+}
 
 _INT_RE = re.compile(r"[1-9][0-9]*")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -79,6 +92,8 @@ class Trailers(BaseModel):
     gate_policy: str | None = Field(None, alias="Gate-Policy")
     gate_result: str | None = Field(None, alias="Gate-Result")
     champion: str | None = Field(None, alias="Champion")
+    # sha256 of the shadow analysis a canary start rests on (policy phases [shadow, canary, ...])
+    shadow_report: str | None = Field(None, alias="Shadow-Report")
     override_reason: str | None = Field(None, alias="Override-Reason")
     approved_by: tuple[str, ...] = Field((), alias="Approved-by")
 

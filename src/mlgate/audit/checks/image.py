@@ -19,7 +19,7 @@ def _pinned_with(ctx: CommitContext, digest: str) -> str | None:
     only the digest of the canary it makes stable)."""
     t = ctx.trailers
     rel = ctx.mainline.release_at(ctx.commit.sha, t.model, t.environment) if t else None
-    images = (rel.stable_image, rel.canary_image) if rel else ()
+    images = (rel.stable_image, rel.canary_image, rel.shadow_image) if rel else ()
     return next((i for i in images if i and i.endswith(f"@{digest}")), None)
 
 
