@@ -72,8 +72,9 @@ def pipeline_runs(
 
     root = tmp_path_factory.mktemp("pipeline")
     ws = root / "ws"
-    # The CLI's workspace holds a world (the in-process monitoring test reads it); the tasks
-    # never see it: they read the data source they are given, copied into the `data` artifact.
+    # The CLI's workspace holds a world (the runner hands it to the monitoring pipeline as its
+    # data source); the tasks never see this workspace: they read the data source they are
+    # given (the training tasks a copy of it, the `data` artifact).
     (ws / "data").mkdir(parents=True)
     (ws / "data" / "world").symlink_to(small_world[0], target_is_directory=True)
     out: dict[str, Any] = {"ws": ws}
@@ -176,10 +177,11 @@ def test_failing_gate_stops_before_the_image_step(pipeline_runs) -> None:
     assert not any(b.startswith("promote/credit_risk-2-") for b in branches)
 
 
-def test_monitoring_step_on_the_merged_version(pipeline_runs, tmp_path: Path) -> None:
-    """After the PR merges, version 1 runs stable in dev: the monitoring step watches it."""
+def test_monitoring_pipeline_on_the_merged_version(pipeline_runs, tmp_path: Path) -> None:
+    """After the PR merges, version 1 runs stable in dev: the monitoring pipeline watches it,
+    its task in its own empty workspace, reading the applications from the data source it is
+    handed (the version's run recorded the training task's copy, which a pod never sees)."""
     from mlgate.gitops.pr import merge_pr
-    from mlgate.pipelines.steps import monitoring
 
     ws: Path = pipeline_runs["ws"]
     policy = str(_policy(tmp_path / "monitor.yaml"))
@@ -189,16 +191,23 @@ def test_monitoring_step_on_the_merged_version(pipeline_runs, tmp_path: Path) ->
         settings = pipeline_runs["settings"]  # the same services as the runs
         mp.setenv("MLGATE_MLFLOW__TRACKING_URI", str(settings.mlflow.tracking_uri))
         mp.setenv("MLGATE_GITOPS__REMOTE", str(settings.gitops.remote))
-        merge_pr(pipeline_runs["settings"], "promote/credit_risk-1-dev", ["carol"])
+        merge_pr(settings, "promote/credit_risk-1-dev", ["carol"])
         # The one monitor (mlgate monitor's run_monitor) on git's stable version in dev; 90
         # days: in 30 days the small world's 65+ group has ~25 applicants, too few to judge.
-        out = monitoring.monitor(
-            "config/models/credit_risk.yaml", policy, "dev", "", 90, "", True,
-            str(tmp_path / "m.json"), str(tmp_path / "m.html"),
-        )  # fmt: skip
-        report = json.loads((tmp_path / "m.json").read_text())
-        assert report["version"] == "1" and out.value == report["overall"]
-        names = [c["name"] for c in report["checks"]]
-        assert names == ["performance", "calibration", "early_delinquency", "drift", "fairness"]
-        # A retrain only on a FAIL (or the policy's max model age), never on INCONCLUSIVE.
-        assert out.metadata["retrain"] == ("yes" if out.value == "FAIL" else "no")
+        # No data_source argument: the runner hands the task the workspace's world.
+        run = run_local(
+            "monitoring",
+            load_settings(),
+            arguments={"policy": policy, "env": "dev", "window_days": 90},
+        )
+    assert run.status == "SUCCESS", Path(run.log).read_text()[-3000:]
+    assert run.ran == ["monitor"]
+    assert not any((ws / "kfp" / "tasks").iterdir())  # its workspace went with the task
+    (report_file,) = Path(run.pipeline_root).rglob("monitor/monitor_report")
+    report = json.loads(report_file.read_text())
+    assert report["version"] == "1"
+    names = [c["name"] for c in report["checks"]]
+    assert names == ["performance", "calibration", "early_delinquency", "drift", "fairness"]
+    assert report["data"]["recent_rows"] > 0  # it read the applications it was handed
+    # retrain_on_alert is off by default: the branch did not run, whatever the verdict.
+    assert "trigger-retrain" not in run.ran

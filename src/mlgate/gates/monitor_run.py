@@ -18,6 +18,7 @@ import pandas as pd
 import requests
 
 from mlgate.config import PlatformSettings
+from mlgate.data.sources import rebind
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.gates.collect import (
     _protected,
@@ -51,9 +52,13 @@ def run_monitor(
     policy_file: str | Path | None = None,
     say: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    data_path: str | Path | None = None,
 ) -> MonitorReport:
     """The one monitor (`mlgate monitor` and the monitoring pipeline's step): the checks,
-    the retrain decision (`gates.retrain`) and, on a FAIL, the one alert (`alert_payload`)."""
+    the retrain decision (`gates.retrain`) and, on a FAIL, the one alert (`alert_payload`).
+    `data_path`: read the applications from that copy of the version's dataset (a pipeline
+    task's data source) instead of the path its run recorded, the training task's own copy
+    that a monitoring pod cannot see."""
     from mlgate.features.training_set import application_features
     from mlgate.training.registry import load_holdout, load_scorer, load_training_set
 
@@ -70,6 +75,8 @@ def run_monitor(
             raise BadInputError(f"no version of {model} runs in {env} (git): pass --version")
     scorer = load_scorer(settings, model, version)
     dataset = run_dataset(settings, scorer.run_id)
+    if data_path:
+        dataset = rebind(dataset, data_path)
     cutoff = policy.cutoff.value
     say("baseline: the version's out-of-time holdout")
     hold = load_holdout(settings, model, scorer.version)

@@ -18,6 +18,7 @@ def monitor(
     window_days: int,
     alert_webhook: str,
     retrain_on_alert: bool,
+    data_source: str,
     monitor_report: Output[Artifact],
     report: Output[HTML],
     metrics: Output[Metrics],
@@ -26,7 +27,9 @@ def monitor(
     git says runs stable in `env` (or `version`): drift, matured-label performance and
     calibration, early delinquency, fairness; the same alert to `alert_webhook` on a FAIL.
     `retrain` is 'yes' on a FAIL or past the policy's max model age (never on INCONCLUSIVE)
-    when `retrain_on_alert` is set."""
+    when `retrain_on_alert` is set. The applications come from `data_source` (as the training
+    pipeline's: a path or mount every pod reaches), else from the path the version's run
+    recorded."""
     from collections import namedtuple
 
     from mlgate.pipelines.steps import monitoring as stage
@@ -41,6 +44,7 @@ def monitor(
         retrain_on_alert,
         monitor_report.path,
         report.path,
+        data_source,
     )
     monitor_report.metadata.update(out.metadata)
     for key, value in out.metrics.items():
@@ -55,6 +59,7 @@ def trigger_retrain(
     env: str,
     image_build: str,
     kfp_host: str,
+    data_source: str,
     run: Output[Artifact],
 ) -> str:
     """Start the training pipeline: in a cluster through the Kubeflow API (`kfp_host`, default
@@ -62,6 +67,8 @@ def trigger_retrain(
     id (cluster) or the local run's status."""
     from mlgate.pipelines.steps import monitoring as stage
 
-    out = stage.trigger_retrain(model_config, policy, env, image_build, kfp_host, run.path)
+    out = stage.trigger_retrain(
+        model_config, policy, env, image_build, kfp_host, run.path, data_source
+    )
     run.metadata.update(out.metadata)
     return out.value

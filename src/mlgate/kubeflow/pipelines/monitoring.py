@@ -10,6 +10,11 @@ training pipeline starts as its own run (which still has to pass every training 
 PR is opened). The retrain is a separate run rather than a nested sub-pipeline: kfp 2.17 names
 the tasks of a nested pipeline that reuses a component in an order that depends on Python's
 hash seed, so the compiled YAML would not be reproducible.
+
+`data_source` is where the monitor reads the applications (and the retrain its training data),
+as the training pipeline's parameter: a task's pod sees neither the workspace that made the
+data nor the training task's own copy, only what is reachable (a mounted volume, a path in the
+image); the local runner fills it with the workspace's world.
 """
 
 from kfp import dsl
@@ -29,6 +34,7 @@ def monitoring(
     env: str = "prod",
     version: str = "",
     window_days: int = 0,
+    data_source: str = "",
     alert_webhook: str = "",
     retrain_on_alert: bool = False,
     retrain_env: str = "dev",
@@ -43,6 +49,7 @@ def monitoring(
         window_days=window_days,
         alert_webhook=alert_webhook,
         retrain_on_alert=retrain_on_alert,
+        data_source=data_source,
     )
     check.set_display_name("monitor + alert").set_caching_options(False)
     on_pool(with_git(with_mlflow(check)))  # git: which version runs stable in env
@@ -54,6 +61,7 @@ def monitoring(
             env=retrain_env,
             image_build=image_build,
             kfp_host=kfp_host,
+            data_source=data_source,
         )
         retrain.set_display_name("retrain: start the training pipeline").set_caching_options(False)
         on_pool(with_mlflow(retrain))

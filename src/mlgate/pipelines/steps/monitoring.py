@@ -26,11 +26,14 @@ def monitor(
     retrain_enabled: bool,
     report_json: str,
     report_html: str,
+    data_source: str = "",
 ) -> StepOutput:
     """The scheduled monitor: `mlgate.gates.monitor_run.run_monitor`, the same function as
     `mlgate monitor` (same checks, same alert payload on a FAIL). `retrain` is 'yes' only when
     the monitor asks for it (a FAIL or the policy's max model age, never INCONCLUSIVE from
-    immature labels) and retraining is enabled."""
+    immature labels) and retraining is enabled. `data_source`: where the applications are read
+    (a world folder or a data file every pod reaches, as the training pipeline's); empty: the
+    path the version's training run recorded."""
     from mlgate.gates.monitor import monitor_html
     from mlgate.gates.monitor_run import run_monitor
 
@@ -43,6 +46,7 @@ def monitor(
         window_days=int(window_days) or None,
         webhook=webhook or None,
         policy_file=resolve(policy) if policy else None,
+        data_path=resolve(data_source) if data_source else None,
     )
     write_json(report_json, report.model_dump(mode="json"))
     write_text(report_html, monitor_html(report))
@@ -64,16 +68,26 @@ IN_CLUSTER_KFP = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
 
 def trigger_retrain(
-    model_config: str, policy: str, env: str, image_build: str, kfp_host: str, out_path: str
+    model_config: str,
+    policy: str,
+    env: str,
+    image_build: str,
+    kfp_host: str,
+    out_path: str,
+    data_source: str = "",
 ) -> StepOutput:
     """Start the training pipeline: through the Kubeflow API in a cluster (`kfp_host`, or the
-    in-cluster service when running in a pod), with the local runner otherwise."""
+    in-cluster service when running in a pod), with the local runner otherwise. `data_source`
+    goes on to the training run (a local run would otherwise default to this task's own,
+    empty, workspace)."""
     params = {
         "model_config": model_config,
         "policy": policy,
         "env": env,
         "image_build": image_build,
     }
+    if data_source:
+        params["data_source"] = str(resolve(data_source))
     host = kfp_host or (IN_CLUSTER_KFP if os.environ.get("KUBERNETES_SERVICE_HOST") else "")
     if host:
         from mlgate.pipelines.remote import submit
