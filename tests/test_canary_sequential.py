@@ -182,6 +182,22 @@ def test_twelve_month_outcomes_are_used_once_they_exist() -> None:
     assert pnl_check(**_args(none, None), policy=policy).status == "INCONCLUSIVE"
 
 
+def test_no_observations_decide_nothing_and_an_identical_canary_never_passes_on_zero_loans() -> (
+    None
+):
+    for method in ("mixture", "fixed_horizon"):
+        pol = SequentialPolicy(alpha=ALPHA, method=method)
+        ev = decide(0.0, 0.0, 0, threshold=-1.0, worse="below", margin=1.0, policy=pol)
+        assert ev.decision == "continue" and "no matured" in ev.wait_text("matured loans")
+    # The attack: a canary that never decides differently from stable has 0 matured loans in
+    # either disagreement set; it used to PASS on an estimate of 0 with a standard error of 0.
+    roll = roll_rates(*history(), "canary holdout")
+    same = requests(40_000, 1.0)
+    res = pnl_check(**_args(same, roll), policy=GatePolicy())
+    assert res.metrics["matured_canary_only"] == res.metrics["matured_stable_only"] == 0
+    assert res.status == "INCONCLUSIVE", res.summary
+
+
 def _args(t: Traffic, roll: object) -> dict[str, object]:
     return {"scores": t.scores, "canary_served": t.canary_served, "roll": roll, "cutoff": 0.15}
 

@@ -98,6 +98,17 @@ def test_identical_shadow_passes_and_biased_one_fails_on_the_group() -> None:
     assert next(g for g in few.gates if g.name == "volume").status == GateStatus.INCONCLUSIVE
 
 
+def test_flips_with_no_group_large_enough_to_judge_are_inconclusive_not_pass() -> None:
+    pd_st, _ = _pds(3000)
+    # every applicant in their own group: none reaches min_group_size, so nothing is judged
+    groups = pd.DataFrame({"sex": [f"g{i}" for i in range(len(pd_st))]})
+    rep = _judge(pd_st, pd_st.copy(), groups)
+    flips = next(g for g in rep.gates if g.name == "decision_flips")
+    assert flips.status == GateStatus.INCONCLUSIVE, flips.summary
+    assert not any(row["judged"] for row in flips.details["by_group"])
+    assert rep.overall != GateStatus.PASS
+
+
 # --- the overlay -----------------------------------------------------------------------------
 
 

@@ -157,6 +157,16 @@ def flips_check(pairs: ShadowPairs, cutoff: float, policy: GatePolicy) -> GateRe
     summary = f"{rate:.1%} of requests flipped ({metrics['added_declines']} declines added, " + (
         f"{metrics['added_approvals']} approvals added)"
     )
+    if not reasons and not any(row["judged"] for row in table):
+        # Fail closed: no group large enough to judge is missing evidence, not a clean bill.
+        return GateResult(
+            name=name,
+            status=GateStatus.INCONCLUSIVE,
+            summary=f"{summary}; no group reached {pol.min_group_size} requests to judge",
+            reasons=[f"no protected group has {pol.min_group_size} paired requests yet"],
+            metrics=metrics,
+            details={"by_group": table},
+        )
     status = GateStatus.FAIL if reasons else GateStatus.PASS
     return GateResult(
         name=name,

@@ -87,6 +87,8 @@ class Evidence(BaseModel):
         """What would end the wait, in words (empty unless the decision is `continue`)."""
         if self.decision != "continue":
             return ""
+        if self.n <= 0:
+            return f"no {unit} yet: nothing decides until some arrive"
         if self.method == "fixed_horizon":
             return f"the fixed-horizon test is taken at about {self.n_needed} {unit} (now {self.n})"
         if self.n_needed is None:
@@ -130,7 +132,9 @@ def decide(
     if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
         raise ValueError(f"estimate {estimate} / standard error {se} must be finite")
     alpha = policy.alpha
-    info = math.inf if se == 0 else 1.0 / se**2
+    # No observations decide nothing: a zero standard error from an empty sample is not
+    # certainty (fail closed, WAIT), whatever the estimate defaults to.
+    info = 0.0 if n <= 0 else math.inf if se == 0 else 1.0 / se**2
     base: dict[str, Any] = {
         "method": policy.method,
         "alpha": alpha,
@@ -141,6 +145,8 @@ def decide(
         "n": n,
         "information": info,
     }
+    if n <= 0:
+        return Evidence(**base, lower=-math.inf, upper=math.inf, decision="continue")
     if policy.method == "fixed_horizon":
         z = stats.norm.ppf(1 - alpha / 2)
         planned = ((z + stats.norm.ppf(policy.power)) / margin) ** 2
