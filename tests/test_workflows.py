@@ -287,6 +287,9 @@ def test_every_prod_overlay_and_the_policies_need_model_risk() -> None:
     files += ["manifests/models/a_future_model/prod/release.yaml"]  # before it exists
     files += [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "config/policies").glob("*")]
     files += ["config/reviewers.yaml", ".github/workflows/promotion-pr.yml"]
+    # what prod syncs from and builds on, and the code that gates, merges and audits it
+    files += ["argocd/prod.yaml", "manifests/base/deployment.yaml", "manifests/components/x/a"]
+    files += ["src/mlgate/gates/policy.py", "src/mlgate/gitops/pr.py", "src/mlgate/audit/v.py"]
     for f in files:
         assert MODEL_RISK in _owners(f), f"{f}: owners {_owners(f)}"
     # and not everything: dev stays with the engineers
