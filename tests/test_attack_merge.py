@@ -166,3 +166,34 @@ def test_with_approvals_sets_the_list() -> None:
     )
     out = with_approvals(text, ["bob"], "test", "--approver")
     assert "Approved-by: bob" in out and "alice" not in out
+
+
+def test_attack_mislabelled_set_weight_that_moves_stable_fails_pr_verify(
+    settings, gate_report, tmp_path: Path
+) -> None:
+    """A hand-pushed branch labelled `Change: canary-set-weight` (a kind with no gate report,
+    which the required check used to pass as "no-report") whose release.yaml swaps dev's stable
+    version for an ungated one: `pr verify` fails naming the problem, and merge refuses it."""
+    from tests.gitops_helpers import cli
+
+    promote_merged(settings, "1", "dev", gate_report("1", "dev"))
+    clone = _clone(settings, tmp_path, "main")
+    release = clone / overlay_dir(MODEL, "dev") / "release.yaml"
+    text = release.read_text(encoding="utf-8")
+    forged = "\n".join(
+        '  stable_version: "2"' if line.strip().startswith("stable_version:") else line
+        for line in text.splitlines()
+    )
+    release.write_text(forged + "\n", encoding="utf-8")
+    message = (
+        f"Set the canary weight of {MODEL} in dev\n\n"
+        f"Model: {MODEL}\nEnvironment: dev\nChange: canary-set-weight\n"
+    )
+    _hand_pr(clone, "canary/x", message, amend=False)
+    code, out, err = cli("pr", "verify", "canary/x")
+    assert code == 1, (out, err)
+    assert "changes more than the canary's weight" in out + err
+    before = remote_refs(settings)
+    with pytest.raises(prmod.Refused, match="changes more than the canary's weight"):
+        prmod.merge_pr(settings, "canary/x", ["bob"])
+    assert remote_refs(settings) == before

@@ -110,6 +110,43 @@ def test_an_init_pr_may_change_only_the_files_init_writes(settings, tmp_path: Pa
         prmod.merge_pr(settings, pr.branch, ["alice"])
 
 
+@pytest.mark.parametrize(
+    ("rel", "old", "new"),
+    [
+        # another repoURL for prod's Argo CD, inside the files init may write
+        ("argocd/applicationset.yaml", REPO, "https://git.evil.example/x/mlgate.git"),
+        # an image override sneaked into the base
+        (
+            "manifests/base/kustomization.yaml",
+            "images:\n",
+            "images:\n- name: mlserver\n  newName: registry.evil.example/mlserver\n",
+        ),
+    ],
+)
+def test_an_init_pr_may_write_only_what_init_writes_for_its_values(
+    settings, tmp_path: Path, rel: str, old: str, new: str
+) -> None:
+    """Within init's own files the content is re-derived from the values the commit states:
+    an amended repoURL or an added image override is refused; one approver of any role is not
+    enough for a platform change either."""
+    pr = init(settings, REPO, REGISTRY, IMAGE).pull_request
+    assert pr is not None
+    with pytest.raises(prmod.Refused, match="model-risk"):
+        prmod.merge_pr(settings, pr.branch, ["bob"])  # an ml-engineer only
+    clone = tmp_path / "attacker"
+    run_git(["clone", "-q", "-b", pr.branch, GitopsRepo.locate(settings).remote, str(clone)])
+    path = clone / rel
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    run_git(["commit", "-q", "-a", "--amend", "--no-edit"], clone)
+    run_git(["push", "-q", "-f", "origin", pr.branch], clone)
+    refs = remote_refs(settings)
+    with pytest.raises(prmod.Refused, match=f"{rel} is not what init writes"):
+        prmod.merge_pr(settings, pr.branch, ["alice"])
+    assert remote_refs(settings) == refs
+
+
 BAD_REPOS = [
     f"{REPO}\nkind: Secret",
     f"{REPO}; rm -rf /",

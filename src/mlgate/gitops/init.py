@@ -16,7 +16,13 @@ from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
-from mlgate.gitops.platform_values import INIT_FILES, InitValues, apply_values, resolve_values
+from mlgate.gitops.platform_values import (
+    INIT_FILES,
+    InitValues,
+    apply_values,
+    resolve_values,
+    values_lines,
+)
 from mlgate.gitops.pr import Proposal, PullRequest, open_pr, show_pr
 from mlgate.gitops.prhost import host_for
 from mlgate.gitops.repo import GitopsRepo
@@ -61,11 +67,7 @@ def init(
         version=None,
         branch=branch,
         subject=subject,
-        body=[
-            f"repository (Argo CD, canary analysis) = {values.repo_url}",
-            f"registry = {values.registry}",
-            f"platform image = {values.platform_image}",
-        ],
+        body=values_lines(values),
         trailers=make_trailers(
             model=PLATFORM_MODEL,
             environment=ENVIRONMENT,

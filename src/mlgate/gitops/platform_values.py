@@ -181,6 +181,38 @@ def resolve_values(
     )
 
 
+# How an init commit states its values (its body), written by `init` and read back by the
+# merge, which re-derives the files from them (`pr.check_pr_diff`).
+_BODY = {
+    "repo_url": "repository (Argo CD, canary analysis) = ",
+    "registry": "registry = ",
+    "platform_image": "platform image = ",
+}
+
+
+def values_lines(values: InitValues) -> list[str]:
+    return [label + getattr(values, field) for field, label in _BODY.items()]
+
+
+def values_from_message(message: str) -> InitValues:
+    """The values an init commit's body states, each checked as `init` checks it (a file://
+    repository is the embedded default's own); BadInputError when one is missing or bad."""
+    found: dict[str, str] = {}
+    for line in message.splitlines():
+        for field, label in _BODY.items():
+            if line.startswith(label) and field not in found:
+                found[field] = line[len(label) :]
+    missing = [label.rstrip(" =") for field, label in _BODY.items() if field not in found]
+    if missing:
+        raise BadInputError(f"the init commit does not state: {', '.join(missing)}")
+    registry = check_registry(found["registry"])
+    return InitValues(
+        repo_url=check_repo_url(found["repo_url"], allow_file=True),
+        registry=registry,
+        platform_image=check_platform_image(found["platform_image"], registry),
+    )
+
+
 # --- the edits -------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ Merge rules (the bank's four-eyes principle):
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from mlgate.gitops.overlay import (
     overlay_dir,
     parse_release,
 )
-from mlgate.gitops.platform_values import INIT_FILES
+from mlgate.gitops.platform_values import INIT_FILES, apply_values, values_from_message
 from mlgate.gitops.prhost import Approval, Refused, host_for
 from mlgate.gitops.quarantine import (
     QuarantineEntry,
@@ -358,6 +359,8 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
                 f"{src}: changes {path}, outside {allowed_dir} which its trailers "
                 f"(Change: {lin.change}, Environment: {pr.env}) allow; nothing was merged"
             )
+    if lin.change is ChangeKind.PLATFORM_INIT:
+        _check_init_content(repo, pr, lin)
     if lin.change in SHADOW:
         _check_shadow_diff(repo, pr, [p for p in changed.split("\0") if p])
     head = release_at(repo, pr.sha, pr.model, pr.env)
@@ -368,6 +371,16 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
             raise Refused(
                 f"{src}: {allowed_dir}{RELEASE_FILE} {name} is {got!r} but the commit's "
                 f"trailers say {value!r}; nothing was merged"
+            )
+    if lin.change is ChangeKind.CANARY_SET_WEIGHT:  # the canary's weight moves, not stable
+        base = release_at(repo, pr.base, pr.model, pr.env)
+        kept = ("stable_version", "stable_image", "cutoff")
+        if base is not None and any(
+            head is None or getattr(head, f) != getattr(base, f) for f in kept
+        ):
+            raise Refused(
+                f"{src}: {allowed_dir}{RELEASE_FILE} changes more than the canary's weight "
+                "(stable version, image or cut-off); nothing was merged"
             )
     if lin.change is ChangeKind.ROLLBACK:
         named = lin.reverts or ""
@@ -388,6 +401,35 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
             )
     if lin.change in (ChangeKind.ROLLBACK, ChangeKind.CANARY_ABORT):
         _check_quarantine_diff(repo, pr, lin, head)
+
+
+def _check_init_content(repo: GitopsRepo, pr: PullRequest, lin: Trailers) -> None:
+    """An init PR's files are exactly what `init` writes for the values its commit states,
+    applied to the base: within its files it can point nothing (a repoURL, an image override)
+    anywhere else. The values themselves are what the approvers review."""
+    src = f"pull request {pr.branch}"
+    try:
+        values = values_from_message(repo.git("log", "-1", "--format=%B", pr.sha))
+    except BadInputError as exc:
+        raise Refused(f"{src}: {exc.message}; nothing was merged") from None
+    if lin.image != values.platform_image:
+        raise Refused(f"{src}: Image: {lin.image!r} is not the platform image its body states")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for rel in INIT_FILES:
+            text = repo.git("show", f"{pr.base}:{rel}", check=False)
+            if text:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text(text, encoding="utf-8")
+        apply_values(root, values)
+        for rel in INIT_FILES:
+            want = (root / rel).read_text(encoding="utf-8") if (root / rel).is_file() else ""
+            if repo.git("show", f"{pr.sha}:{rel}", check=False) != want:
+                raise Refused(
+                    f"{src}: {rel} is not what init writes for the values the commit states "
+                    f"(repository {values.repo_url}, registry {values.registry}, platform "
+                    f"image {values.platform_image}); nothing was merged"
+                )
 
 
 def _check_quarantine_diff(
@@ -480,6 +522,32 @@ def _expected_release_fields(lin: Trailers) -> dict[str, object]:
     return {}
 
 
+def check_pr_commit(repo: GitopsRepo, pr: PullRequest) -> None:
+    """The checks of a PR's commit that need no approval (its trailers, no commit-carried
+    approval, the diff doing what the trailers say): one function, so the merge and the
+    required check (`pr verify`) cannot disagree on them, whether or not the change kind
+    carries a gate report."""
+    branch = pr.branch
+    if not (pr.model and pr.env and pr.change):
+        raise BadInputError(
+            f"pull request {branch}: commit lacks Model/Environment/Change trailers"
+        )
+    if pr.trailers.get("approved-by"):
+        raise Refused(
+            f"pull request {branch}: its commit already carries Approved-by: "
+            f"{', '.join(pr.trailers['approved-by'])}; approvals come from the merge, "
+            "never from the commit (open the change again with mlgate)"
+        )
+    check_pr_diff(repo, pr)
+
+
+def check_pr_repo(settings: PlatformSettings, pr: PullRequest) -> None:
+    """`check_pr_commit` in its own session of the GitOps clone (for `pr verify`)."""
+    repo = GitopsRepo.open(settings)
+    with repo.session():
+        check_pr_commit(repo, pr)
+
+
 def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> MergeResult:
     """Merge a PR onto main under the rules above; refused merges change nothing. Approvals
     come from the host: the `approvers` named here locally, only GitHub's reviews of the
@@ -490,17 +558,8 @@ def merge_pr(settings: PlatformSettings, branch: str, approvers: list[str]) -> M
         if branch not in repo.remote_branches():
             raise BadInputError(f"no open pull request {branch!r} (see `mlgate pr list`)")
         pr = _pr(repo, branch)
-        if not (pr.model and pr.env and pr.change):
-            raise BadInputError(
-                f"pull request {branch}: commit lacks Model/Environment/Change trailers"
-            )
-        if pr.trailers.get("approved-by"):
-            raise Refused(
-                f"pull request {branch}: its commit already carries Approved-by: "
-                f"{', '.join(pr.trailers['approved-by'])}; approvals come from the merge, "
-                "never from the commit (open the change again with mlgate)"
-            )
-        check_pr_diff(repo, pr)
+        check_pr_commit(repo, pr)
+        assert pr.model and pr.env and pr.change  # check_pr_commit refused a PR without
         approvals = host.reviews(repo, branch, pr.sha, approvers)
         distinct = check_approvals(pr, approvals, read_reviewers(repo.work))
         newer = log(None, repo.work, f"{pr.base}..{repo.main}", [overlay_dir(pr.model, pr.env)])

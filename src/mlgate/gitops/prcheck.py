@@ -1,7 +1,9 @@
 """The required status check on a pull request: verify, and say so on the PR.
 
-`mlgate pr verify BRANCH [--comment]` (the `promotion-pr` workflow) runs the very verification
-`pr merge` runs (`pr.verify_pr_evidence`), so the check and the merge cannot disagree. Every
+`mlgate pr verify BRANCH [--comment]` (the `promotion-pr` workflow) runs the very checks
+`pr merge` runs before approvals (`pr.check_pr_commit`: the diff does what the trailers say)
+and its verification (`pr.verify_pr_evidence`), so the check and the merge cannot disagree, even
+for change kinds without a gate report. Every
 outcome becomes a `PrCheck` with the exit code the command ends with: a refusal, an
 INCONCLUSIVE report or evidence that cannot be read at all fails the check, never passes it.
 With `--comment` the verdict is posted as one PR comment, found again on every re-run by a
@@ -24,7 +26,7 @@ from mlgate.errors import (
     MlgateError,
 )
 from mlgate.gitops.evidence import GateReport
-from mlgate.gitops.pr import show_pr, verify_pr_evidence
+from mlgate.gitops.pr import check_pr_repo, show_pr, verify_pr_evidence
 from mlgate.gitops.prhost import HostPull, host_for
 
 MARKER = "<!-- mlgate:gate-report -->"
@@ -65,6 +67,7 @@ def check_pr(settings: PlatformSettings, branch: str) -> PrCheck:
     try:
         pr = show_pr(settings, branch)
         change = pr.change
+        check_pr_repo(settings, pr)  # the diff vs its trailers: what merge checks first
         rep = verify_pr_evidence(settings, pr)
     except Inconclusive as exc:
         return _failed(branch, change, "inconclusive", EXIT_INCONCLUSIVE, exc)

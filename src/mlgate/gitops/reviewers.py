@@ -21,7 +21,8 @@ from mlgate.errors import BadInputError, ConfigError
 REVIEWERS_FILE = "reviewers.yaml"
 MODEL_RISK = "model-risk"
 # The role an environment needs among its approvers (at least one of them).
-REQUIRED_ROLE = {"prod": MODEL_RISK}
+# `platform` (`mlgate init`): where every environment's Argo CD syncs from and which image runs.
+REQUIRED_ROLE = {"prod": MODEL_RISK, "platform": MODEL_RISK}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 _ROLE = re.compile(r"[a-z][a-z0-9-]{0,49}")
 
