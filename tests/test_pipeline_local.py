@@ -125,7 +125,7 @@ def test_passing_run_registers_reports_and_opens_the_promotion(pipeline_runs) ->
     assert BEFORE_IMAGE <= ran
     assert sum(t.startswith("run-gate") for t in run.ran) == 6  # one task per gate
     assert {"build-image", "open-promotion"} <= ran
-    assert all(t.status == "SUCCESS" for t in run.tasks)
+    assert all(t.status == "SUCCESS" for t in run.tasks), [(t.name, t.status) for t in run.tasks]
     # Progress was reported as tasks started and finished.
     assert ("train-model", "running") in pipeline_runs["events"]
     assert ("open-promotion", "SUCCESS") in pipeline_runs["events"]
