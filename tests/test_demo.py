@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mlgate.gates.verdict import CANARY_CHECKS
+
 pytestmark = pytest.mark.slow
 
 
@@ -110,15 +112,12 @@ def test_demo_canary_analysis_judged_replayed_traffic(demo_run) -> None:
     (rep_file,) = (ws / "reports" / "canary").glob("credit_risk-v*-prod-*/report.json")
     report = json.loads(rep_file.read_text())
     checks = {g["name"]: g for g in report["gates"]}
-    assert set(checks) == {"volume", "drift", "fairness", "early_delinquency"}
+    assert set(checks) == set(CANARY_CHECKS)  # every check the canary phase holds
     assert report["champion"] != report["challenger"]
     assert 0 < report["data"]["canary_requests"] < report["data"]["requests"]
     # Early outcomes were joined from the data source by row key (the log has none).
     early = checks["early_delinquency"]
-    assert "approvals with an early outcome" in early["summary"] or early["status"] in {
-        "PASS",
-        "FAIL",
-    }
+    assert early["metrics"]["n"] > 0 and early["metrics"]["n_stable"] > 0, early
     assert not early["summary"].startswith("no early outcomes"), early
     # The demo ends with the canary aborted: analysing now is bad input, exit 2.
     proc = _mlgate(ws, "canary", "analyze", "--model", "credit_risk", "--requests", str(req))
