@@ -8,12 +8,14 @@ import pty
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from mlgate import cli
 from mlgate.cli import app
 from mlgate.config import load_settings
 from mlgate.demo import discover
@@ -198,3 +200,66 @@ def test_long_steps_are_quiet_off_a_terminal(workspace) -> None:
         check=False,
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def _leaves(cmd: Any) -> Iterator[Any]:
+    if _is_group(cmd):
+        for sub in cmd.commands.values():
+            yield from _leaves(sub)
+    else:
+        yield cmd
+
+
+def test_each_command_module_declares_exactly_the_verbs_it_registers() -> None:
+    """cli.py loads `mlgate VERB` from the modules whose COMMANDS name VERB: a module that adds
+    a verb (or a subcommand under another module's group) without declaring it would be
+    missing from that command line, one that declares a verb it does not add is loaded for
+    nothing. Both fail here."""
+    registered: dict[str, set[str]] = {}
+    for verb, cmd in get_command(app).commands.items():
+        for leaf in _leaves(cmd):
+            module = leaf.callback.__module__
+            assert module.startswith("mlgate.commands."), (verb, module)
+            registered.setdefault(module.removeprefix("mlgate.commands."), set()).add(verb)
+    declared = {m: set(names or ()) for m, names in cli.command_modules().items()}
+    assert {m: v for m, v in declared.items() if v} == registered
+    assert all(names is not None for names in cli.command_modules().values())
+
+
+def test_verb_is_found_past_the_root_options() -> None:
+    split = cli.split_root
+    assert split(["-w", "manifests", "--config", "c.yaml", "manifests", "validate"]) == (
+        ["-w", "--config"],
+        "manifests",
+    )
+    assert split(["--workspace=ws", "--help", "pr", "verify", "-w"]) == (
+        ["--workspace=ws", "--help"],
+        "pr",
+    )
+    assert split(["--version"]) == (["--version"], None)
+    assert cli.modules_for("canary") == ["canary_analyze", "gitops"]
+    assert cli.modules_for("no-such-verb") == list(cli.command_modules())
+    assert cli.modules_for(None) == list(cli.command_modules())
+
+
+def test_manifests_validate_loads_neither_mlflow_nor_sklearn() -> None:
+    """The pull-request check (`mlgate manifests validate --changed-since BASE`) starts without
+    the heavy libraries other verbs need; its help is the full CLI's."""
+    script = (
+        "import sys\n"
+        "sys.argv = ['mlgate', '-w', 'ws', 'manifests', 'validate', '--help']\n"
+        "from mlgate.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    heavy = ('mlflow', 'sklearn', 'feast', 'kfp', 'mlgate.commands.gitops')\n"
+        "    print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--changed-since" in proc.stdout
+    assert "LOADED []" in proc.stdout
+    full = runner.invoke(app, ["manifests", "validate", "--help"])
+    assert "--changed-since" in full.output

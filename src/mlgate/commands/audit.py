@@ -26,6 +26,8 @@ from mlgate.audit.verify import VerifyResult, verify_history
 from mlgate.commands._common import console, emit_json, out, progress, state
 from mlgate.errors import BadInputError
 
+COMMANDS = ("audit",)
+
 audit_app = typer.Typer(
     help="Read-only audit of what ran where, on what evidence, approved by whom.",
     no_args_is_help=True,

@@ -14,6 +14,8 @@ from mlgate.commands.gates import STYLE, print_reasons
 from mlgate.commands.gitops import canary_app
 from mlgate.gitops.canary import DirectCommit
 
+COMMANDS = ("canary",)
+
 
 def register(app: typer.Typer) -> None:
     @canary_app.command("replay")

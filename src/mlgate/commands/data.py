@@ -15,6 +15,8 @@ from mlgate.data.validate import validate_dataset
 from mlgate.data.world import generate_world, load_world_spec
 from mlgate.errors import EXIT_BAD_INPUT
 
+COMMANDS = ("data",)
+
 data_app = typer.Typer(
     help="The synthetic credit world, external datasets, fingerprints and validation.",
     no_args_is_help=True,

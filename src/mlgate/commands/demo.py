@@ -7,6 +7,8 @@ import typer
 from mlgate.commands._common import console, state
 from mlgate.demo import discover, run_demo
 
+COMMANDS = ("demo",)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")

@@ -16,6 +16,8 @@ from mlgate.commands._common import console, emit_json, state
 from mlgate.commands.gitops import pr_app
 from mlgate.gitops.prcheck import ACTIONS_BOT, check_pr, publish
 
+COMMANDS = ("pr",)
+
 
 def register(app: typer.Typer) -> None:
     @pr_app.command("verify")

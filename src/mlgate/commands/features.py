@@ -10,6 +10,8 @@ from rich.table import Table
 from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.data.sources import dataset_for
 
+COMMANDS = ("features",)
+
 features_app = typer.Typer(
     help="Feast feature store: register definitions, point-in-time training sets, online features.",
     no_args_is_help=True,

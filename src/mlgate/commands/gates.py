@@ -11,6 +11,8 @@ from rich.table import Table
 from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.gates.result import GateReport, GateResult, GateStatus
 
+COMMANDS = ("gates", "monitor")
+
 STYLE = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.INCONCLUSIVE: "yellow"}
 
 

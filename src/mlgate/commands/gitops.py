@@ -1,4 +1,4 @@
-"""GitOps verbs: promote, canary, rollback, status, pr, aliases, manifests validate.
+"""GitOps verbs: promote, canary, rollback, status, pr, aliases.
 
 Thin shell over `mlgate.gitops`: every change is a commit on a branch (a pull request) in the
 GitOps repository; `mlgate pr merge` is the embedded default's merge button.
@@ -16,6 +16,8 @@ from mlgate.commands._common import console, emit_json, out, progress, state
 from mlgate.config import PlatformSettings
 from mlgate.gitops.pr import MergeResult, PullRequest
 
+COMMANDS = ("promote", "canary", "rollback", "status", "pr", "aliases")
+
 canary_app = typer.Typer(
     help="Canary steps in an environment, each a reviewed commit.", no_args_is_help=True
 )
@@ -24,9 +26,6 @@ pr_app = typer.Typer(
     no_args_is_help=True,
 )
 aliases_app = typer.Typer(help="MLflow aliases that mirror git.", no_args_is_help=True)
-manifests_app = typer.Typer(
-    help="Kubernetes manifests of the platform and the models.", no_args_is_help=True
-)
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
@@ -368,88 +367,3 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/] {m} is not a registered model in MLflow")
 
     app.add_typer(aliases_app, name="aliases")
-
-    @manifests_app.command("validate")
-    def manifests_validate(
-        ctx: typer.Context,
-        root: Path | None = typer.Option(
-            None, "--root", help="Checkout to validate (default: this project)."
-        ),
-        gitops: bool = typer.Option(
-            False, "--gitops", help="Validate the GitOps repository's main instead."
-        ),
-        checkov: bool = typer.Option(
-            False, "--checkov", help="Also run checkov (own venv, made on first use)."
-        ),
-        changed_since: str | None = typer.Option(
-            None,
-            "--changed-since",
-            metavar="BASE",
-            help="Only the overlays whose inputs changed since git revision BASE (all of them "
-            "when a shared base or component changed): the pull-request check.",
-        ),
-        template: bool = typer.Option(
-            False,
-            "--template",
-            help="The tree is mlgate's template (before `mlgate init`): list its placeholders "
-            "instead of failing on them.",
-        ),
-        json_out: bool = _JSON,
-    ) -> None:
-        """Render every overlay and validate schemas, Seldon rules, pod security, PromQL,
-        NetworkPolicy reachability and that no placeholder is left."""
-        from mlgate.config import REPO_ROOT
-        from mlgate.gitops.changed import VALIDATOR_SOURCE, ChangedTargets, changed_targets
-        from mlgate.gitops.repo import GitopsRepo
-        from mlgate.gitops.validate import ValidationReport, find_targets, validate_tree
-
-        settings = state(ctx).settings()
-        crd_dir = settings.crd_schema_dir()
-        picked: ChangedTargets | None = None
-
-        def run(tree: Path) -> ValidationReport:
-            nonlocal picked
-            targets = None
-            if changed_since is not None:
-                picked = changed_targets(
-                    tree, changed_since, find_targets(tree), always=[crd_dir, VALIDATOR_SOURCE]
-                )
-                targets = [tree / t for t in picked.targets]
-            return validate_tree(tree, crd_dir, checkov=checkov, targets=targets, template=template)
-
-        with progress("rendering and validating manifests", quiet=json_out):
-            if gitops:
-                repo = GitopsRepo.open(settings)
-                with repo.session():
-                    report = run(repo.work)
-            else:
-                report = run(root or REPO_ROOT)
-        if json_out:
-            extra = {"changed_since": picked.model_dump(mode="json")} if picked else {}
-            emit_json({**report.model_dump(mode="json"), "ok": report.ok, **extra})
-        else:
-            if picked is not None:
-                out.print(
-                    f"changed since {picked.base} ({picked.commit[:10]}): {len(picked.changed)} "
-                    f"path(s), {len(picked.targets)} of {picked.of} kustomization(s) to validate",
-                    highlight=False,
-                )
-            for t in report.targets:
-                mark = "[green]ok[/]" if not t.problems else f"[red]{len(t.problems)} problem(s)[/]"
-                out.print(f"{t.path}: {t.resources} resources, {mark}")
-            for p in report.all_problems():
-                out.print(
-                    f"  [red]x[/] {p.target} {p.resource or ''} [{p.check}] {p.message}",
-                    highlight=False,
-                )
-            if report.template and report.placeholders:
-                out.print(
-                    f"template: {len(report.placeholders)} placeholder(s) for `mlgate init` "
-                    "to replace",
-                    highlight=False,
-                )
-            out.print(f"promtool: {report.promtool}; checkov: {report.checkov}; {report.seconds} s")
-        if not report.ok:
-            raise typer.Exit(1)
-
-    app.add_typer(manifests_app, name="manifests")

@@ -8,6 +8,8 @@ import typer
 
 from mlgate.commands._common import emit_json, out, progress, state
 
+COMMANDS = ("registry", "image")
+
 
 def register(app: typer.Typer) -> None:
     reg = typer.Typer(

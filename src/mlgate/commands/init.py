@@ -6,6 +6,8 @@ import typer
 
 from mlgate.commands._common import console, emit_json, progress, state
 
+COMMANDS = ("init",)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("init")

@@ -19,6 +19,8 @@ from mlgate.inventory.render import (
     validation_text,
 )
 
+COMMANDS = ("inventory",)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("inventory")

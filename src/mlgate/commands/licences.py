@@ -12,6 +12,8 @@ from mlgate.commands._common import emit_json, out
 from mlgate.errors import EXIT_FAIL
 from mlgate.packaging.licences import check_licences, installed, load_policy
 
+COMMANDS = ("licences",)
+
 
 def register(app: typer.Typer) -> None:
     lic = typer.Typer(help="Licences of the installed Python distributions.", no_args_is_help=True)

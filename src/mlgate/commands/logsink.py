@@ -12,6 +12,8 @@ from mlgate.errors import BadInputError
 from mlgate.serving.logsink import LogStore, load_token
 from mlgate.serving.logsink_server import Limits, SinkServer
 
+COMMANDS = ("logsink",)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("logsink")

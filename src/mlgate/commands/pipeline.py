@@ -12,6 +12,8 @@ from rich.table import Table
 from mlgate.commands._common import console, emit_json, out, progress, state
 from mlgate.errors import EXIT_FAIL, BadInputError
 
+COMMANDS = ("pipeline",)
+
 pipeline_app = typer.Typer(
     help="Kubeflow pipelines: compile for the Kubeflow UI, run locally, submit, schedule.",
     no_args_is_help=True,

@@ -12,6 +12,8 @@ from mlgate.commands._common import console, emit_json, fail, out, state
 from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError
 
+COMMANDS = ("serve", "score")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")

@@ -14,6 +14,8 @@ from mlgate.commands.gates import STYLE, print_reasons
 from mlgate.commands.gitops import _evidence, _opened
 from mlgate.gates.result import GateStatus
 
+COMMANDS = ("shadow",)
+
 _JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 EXIT = {GateStatus.PASS: 0, GateStatus.FAIL: 1, GateStatus.INCONCLUSIVE: 3}
 

@@ -13,6 +13,8 @@ from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.serving.supervisor import serve_environment
 from mlgate.serving.traffic import send
 
+COMMANDS = ("traffic",)
+
 traffic_app = typer.Typer(
     help="Traffic through a served environment's router (`mlgate serve --env`).",
     no_args_is_help=True,

@@ -8,6 +8,8 @@ from rich.table import Table
 from mlgate.commands._common import emit_json, out, progress, state
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
 
+COMMANDS = ("train", "explain")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
