@@ -263,3 +263,19 @@ def test_manifests_validate_loads_neither_mlflow_nor_sklearn() -> None:
     assert "LOADED []" in proc.stdout
     full = runner.invoke(app, ["manifests", "validate", "--help"])
     assert "--changed-since" in full.output
+
+
+def _all_paths(cmd: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield prefix
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        yield from _all_paths(sub, (*prefix, name))
+
+
+def test_every_verb_renders_its_help() -> None:
+    """Help text is rich markup: a literal `[/PATH]` in an option's help crashed `--help`."""
+    broken = []
+    for path in _all_paths(get_command(app)):
+        res = runner.invoke(app, [*path, "--help"])
+        if res.exit_code != 0:
+            broken.append((" ".join(path), res.exit_code, repr(res.exception)))
+    assert not broken, broken

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
             "ssh://[USER@]HOST/PATH (USER@HOST:PATH), no credentials.",
         ),
         registry: str = typer.Option(
-            ..., "--registry", help="Registry the cluster pulls from: HOST[:PORT][/PATH]."
+            ..., "--registry", help="Registry the cluster pulls from: HOST, HOST:PORT or HOST/PATH."
         ),
         platform_image: str | None = typer.Option(
             None,
