@@ -95,12 +95,17 @@ def test_a_registered_toy_gate_flows_into_every_report_without_editing_a_list(
             verify_report(dropped, claim, pol, "r.json")
         assert "the policy requires" in str(refused.value.problems)
         # The pipeline: a gate task for it (the compiled ParallelFor items) and its decision.
+        # The graph is built when its module is imported (kfp builds it at decoration), so
+        # the module is re-imported here, with the toy registered, whatever imported it before.
+        import importlib
+
         from kfp import compiler
 
-        from mlgate.kubeflow.pipelines.training import PIPELINE
+        import mlgate.kubeflow.pipelines.training as training_pipeline
 
         compiled = tmp_path / "training.yaml"
-        compiler.Compiler().compile(PIPELINE, str(compiled))
+        rebuilt = importlib.reload(training_pipeline).PIPELINE
+        compiler.Compiler().compile(rebuilt, str(compiled))
         assert '"toy"' in compiled.read_text()
         ev = tmp_path / "ev"
         meta = {"model": "credit_risk", "challenger": "2", "champion": "1", "why_missing": {}}
@@ -117,6 +122,7 @@ def test_a_registered_toy_gate_flows_into_every_report_without_editing_a_list(
         assert [g["name"] for g in written["gates"]] == [*BUILTIN, "toy"]
         assert decision.value == "FAIL"
     assert "toy" not in registry.names()
+    importlib.reload(training_pipeline)  # the pipeline as the registry stands again
 
 
 def test_missing_evidence_is_inconclusive_never_pass(tmp_path: Path) -> None:
