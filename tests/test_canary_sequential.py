@@ -189,13 +189,14 @@ def test_no_observations_decide_nothing_and_an_identical_canary_never_passes_on_
         pol = SequentialPolicy(alpha=ALPHA, method=method)
         ev = decide(0.0, 0.0, 0, threshold=-1.0, worse="below", margin=1.0, policy=pol)
         assert ev.decision == "continue" and "no matured" in ev.wait_text("matured loans")
-    # The attack: a canary that never decides differently from stable has 0 matured loans in
-    # either disagreement set; it used to PASS on an estimate of 0 with a standard error of 0.
+    # A canary that decides every one of 40,000 requests as stable does has no disagreement
+    # set: its P&L on them equals stable's by construction, judged on the requests (not 0
+    # matured loans); with no requests at all nothing is decided.
     roll = roll_rates(*history(), "canary holdout")
     same = requests(40_000, 1.0)
     res = pnl_check(**_args(same, roll), policy=GatePolicy())
     assert res.metrics["matured_canary_only"] == res.metrics["matured_stable_only"] == 0
-    assert res.status == "INCONCLUSIVE", res.summary
+    assert res.status == "PASS" and res.metrics["seq_n"] == 40_000, res.summary
 
 
 def _args(t: Traffic, roll: object) -> dict[str, object]:

@@ -43,7 +43,7 @@ from mlgate.gates.monitor import Expected
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.registry import guarded
 from mlgate.gates.result import GateReport, GateResult, GateStatus
-from mlgate.gates.sequential import decide, two_proportions
+from mlgate.gates.sequential import as_result, decide, two_proportions
 from mlgate.gates.verdict import assemble
 
 Decision = Literal["advance", "promote", "wait", "abort"]
@@ -213,23 +213,15 @@ def early_check(
         f"{n_s}): x{np.exp(est):.2f}, {1 - seq.alpha:.0%} {seq.method} CI "
         f"[x{lo:.2f}, x{hi:.2f}] vs limit x{limit}"
     )
-    if ev.decision == "reject":
-        return GateResult(
-            name=name,
-            status=GateStatus.FAIL,
-            summary=summary,
-            reasons=[f"{summary}: the canary's loans go bad early"],
-            metrics=metrics,
-        )
-    if ev.decision == "accept":
-        return GateResult(name=name, status=GateStatus.PASS, summary=summary, metrics=metrics)
     wait = ev.wait_text("booked loans with an early outcome")
-    return GateResult(
-        name=name,
-        status=GateStatus.INCONCLUSIVE,
-        summary=f"{summary}: {wait}",
-        reasons=[f"CI straddles x{limit}; {wait}"],
-        metrics=metrics,
+    return as_result(
+        ev,
+        name,
+        summary,
+        metrics,
+        fail_reason=f"{summary}: the canary's loans go bad early",
+        wait_summary=f"{summary}: {wait}",
+        wait_reason=f"CI straddles x{limit}; {wait}",
     )
 
 

@@ -38,8 +38,8 @@ from pydantic import BaseModel
 from mlgate.gates.decisions import amounts, approve, row_profit
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
-from mlgate.gates.result import GateResult, GateStatus
-from mlgate.gates.sequential import decide
+from mlgate.gates.result import GateResult
+from mlgate.gates.sequential import as_result, decide
 
 NAME = "pnl"
 # Matured loans needed in each set the versions decide differently before its mean is used:
@@ -203,10 +203,13 @@ def pnl_check(
             + wait_roll,
             **metrics,
         )
+    # Where the versions decide no request differently, their P&L on these requests is the
+    # same by construction: the observations are the requests themselves, not matured loans.
+    alike = not any(metrics[f"share_{k}"] for k in sets)
     ev = decide(
         estimate,
         float(np.sqrt(max(var, 0.0))),
-        sum(metrics[f"matured_{k}"] for k in sets),
+        n if alike else sum(metrics[f"matured_{k}"] for k in sets),
         threshold=-tol,
         worse="below",
         margin=tol,
@@ -218,21 +221,13 @@ def pnl_check(
     summary = f"P&L uplift/request {estimate:+.2f}, {ci} vs tolerance {-tol:+.2f}"
     if roll is not None:
         summary += f"; {roll.text()}"
-    if ev.decision == "reject":
-        return GateResult(
-            name=NAME,
-            status=GateStatus.FAIL,
-            summary=summary,
-            reasons=[f"canary earns less than stable on the same requests: {summary}"],
-            metrics=metrics,
-        )
-    if ev.decision == "accept":
-        return GateResult(name=NAME, status=GateStatus.PASS, summary=summary, metrics=metrics)
     wait = ev.wait_text("matured loans decided differently")
-    return GateResult(
-        name=NAME,
-        status=GateStatus.INCONCLUSIVE,
-        summary=f"{summary}: straddles the tolerance; {wait}{wait_roll}",
-        reasons=[f"{ci} straddles the tolerance {-tol:+.2f}; {wait}"],
-        metrics=metrics,
+    return as_result(
+        ev,
+        NAME,
+        summary,
+        metrics,
+        fail_reason=f"canary earns less than stable on the same requests: {summary}",
+        wait_summary=f"{summary}: straddles the tolerance; {wait}{wait_roll}",
+        wait_reason=f"{ci} straddles the tolerance {-tol:+.2f}; {wait}",
     )

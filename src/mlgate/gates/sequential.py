@@ -57,6 +57,7 @@ from pydantic import BaseModel
 from scipy import optimize, stats
 
 from mlgate.gates.policy import SequentialPolicy
+from mlgate.gates.result import GateResult, GateStatus
 
 Worse = Literal["above", "below"]  # which side of the threshold is the bad one
 Verdict = Literal["reject", "accept", "continue"]
@@ -193,6 +194,37 @@ def decide(
         if f(hi_i) <= 0:
             need = math.ceil(n * optimize.brentq(f, info, hi_i) / info)
     return Evidence(**base, lower=lo, upper=hi, decision=decision, e_value=e_value, n_needed=need)
+
+
+def as_result(
+    ev: Evidence,
+    name: str,
+    summary: str,
+    metrics: dict[str, Any],
+    *,
+    fail_reason: str,
+    wait_summary: str,
+    wait_reason: str,
+) -> GateResult:
+    """One mapping of a sequential decision to a check's status, for every re-run check:
+    reject is FAIL, accept is PASS, anything else waits (INCONCLUSIVE), never PASS."""
+    if ev.decision == "reject":
+        return GateResult(
+            name=name,
+            status=GateStatus.FAIL,
+            summary=summary,
+            reasons=[fail_reason],
+            metrics=metrics,
+        )
+    if ev.decision == "accept":
+        return GateResult(name=name, status=GateStatus.PASS, summary=summary, metrics=metrics)
+    return GateResult(
+        name=name,
+        status=GateStatus.INCONCLUSIVE,
+        summary=wait_summary,
+        reasons=[wait_reason],
+        metrics=metrics,
+    )
 
 
 def mean_estimate(values: np.ndarray) -> tuple[float, float]:
