@@ -2,7 +2,9 @@
 
 The same gate code as a promotion, on live evidence instead of the holdout:
 - volume: the canary answered at least `canary.min_requests` requests (else WAIT) and did not
-  fail clearly more of them than stable (requests logged with no answer; else ABORT);
+  fail clearly more of them than stable (requests logged with no answer: 5xx, timeouts, no
+  answer at all; else ABORT). Requests a version refused as bad input (4xx) are reported
+  (`canary_refused`, `stable_refused`) and are not failures: the caller sent bad input;
 - drift: the served requests against the canary's training set, relative to the stable
   version's (drift both share is the population's, see gates/drift.py);
 - fairness: the canary's decisions vs the stable version's on the same requests (every request
@@ -63,6 +65,7 @@ class CanaryState(BaseModel):
     now: datetime
     dropped_requests: int = 0  # logged requests that could not be re-scored (no full vector)
     unanswered: dict[str, int] = Field(default_factory=dict)  # predictor -> logged, no answer
+    refused: dict[str, int] = Field(default_factory=dict)  # predictor -> refused as bad input
 
 
 @dataclass
@@ -79,6 +82,11 @@ class Traffic:
     # predictor never answered it): a dead or failing canary shows here, not in `scores`.
     canary_errors: int = 0
     stable_errors: int = 0
+    # Requests each version refused as bad input (4xx): the caller's fault, reported beside
+    # the errors and never counted as one (any version refuses a request that breaks the
+    # serving contract).
+    canary_refused: int = 0
+    stable_refused: int = 0
 
 
 class CanaryVerdict(BaseModel):
@@ -130,7 +138,8 @@ def error_check(
     n_c, n_s = answered + errs_c, (total - answered) + errs_s
     rate_s = errs_s / n_s if n_s else 0.0
     metrics.update(canary_errors=errs_c, stable_errors=errs_s, max_error_rate=(
-        policy.canary.max_error_rate))  # fmt: skip
+        policy.canary.max_error_rate), canary_refused=traffic.canary_refused,
+        stable_refused=traffic.stable_refused)  # fmt: skip
     if not n_c:
         return None
     rate_c = errs_c / n_c

@@ -87,6 +87,7 @@ def read_requests(
         from mlgate.serving.logsink import read_token_from_env
         from mlgate.serving.logsink_client import (
             fetch_events,
+            refused_requests,
             request_frame,
             unanswered_requests,
         )
@@ -97,6 +98,8 @@ def read_requests(
         df = request_frame(events)
         # Requests a predictor never answered (dead, 5xx): the canary's count is evidence.
         state.unanswered = unanswered_requests(events, state.now)
+        # Requests a predictor refused as bad input (4xx): reported, never a failure.
+        state.refused = refused_requests(events)
         # A shadow's mirrored copies decided nobody: not the canary's evidence (shadow_run's).
         df = df[df["predictor"] != "shadow"].reset_index(drop=True)
         # Only requests that carried every feature can be scored again by the other version;
@@ -216,6 +219,8 @@ def analyze(
             canary_served=served,
             canary_errors=state.unanswered.get("canary", 0),
             stable_errors=state.unanswered.get("stable", 0),
+            canary_refused=state.refused.get("canary", 0),
+            stable_refused=state.refused.get("stable", 0),
         )
         if len(log):
             say("drift: the requests vs each version's training set")
@@ -239,6 +244,7 @@ def analyze(
             canary_requests=int(served.sum()),
             requests_without_full_features=state.dropped_requests,
             requests_unanswered=state.unanswered,
+            requests_refused=state.refused,
         )
     verdict = judge(state, traffic, drift, expected, policy, roll)
     verdict.report.data.update(info)

@@ -46,9 +46,18 @@ def _served_by(body: dict[str, Any], n: int) -> list[str]:
     return [str(body.get("model_version") or "")] * n
 
 
+def is_refusal(body: dict[str, Any]) -> bool:
+    """A logged response that is the V2 protocol's error object (`{"error": ...}`, no
+    `outputs`): the predictor refused the request as bad input (4xx). The router logs no
+    other unsuccessful answer, so a request with no response at all is a failure (5xx, timeout,
+    no answer) and one with a refusal is not."""
+    return "error" in body and "outputs" not in body
+
+
 def request_frame(events: Iterable[LogEvent]) -> pd.DataFrame:
     """Requests joined with their responses: one row per scored application. A request whose
-    response never arrived is left out (nobody knows which version answered it)."""
+    response never arrived is left out (nobody knows which version answered it), and so is one
+    the predictor refused (nothing was scored)."""
     requests_: dict[str, LogEvent] = {}
     responses: dict[str, LogEvent] = {}
     for ev in events:
@@ -56,7 +65,7 @@ def request_frame(events: Iterable[LogEvent]) -> pd.DataFrame:
     frames = []
     for rid, req in requests_.items():
         resp = responses.get(rid)
-        if resp is None:
+        if resp is None or is_refusal(resp.body):
             continue
         rows = _inputs_frame(req.body)
         if not len(rows):
@@ -85,9 +94,10 @@ def unanswered_requests(
     events: Iterable[LogEvent], now: datetime, grace_s: float = 60
 ) -> dict[str, int]:
     """Predictor -> applications in requests logged without a response: the predictor
-    failed them (no answer, or not 200: the executor and the router log only a 200's
-    response). Counted in rows, like the answered requests the analysis scores. A request
-    logged less than `grace_s` before `now` may still be in flight and is not counted."""
+    failed them (5xx, a timeout, no answer: the router logs a response only for a 200 or a
+    refusal, the executor only for a 200). Counted in rows, like the answered requests the
+    analysis scores. A request logged less than `grace_s` before `now` may still be in flight
+    and is not counted."""
     pending: dict[str, LogEvent] = {}
     answered: set[str] = set()
     for ev in events:
@@ -100,6 +110,24 @@ def unanswered_requests(
     for rid, req in pending.items():
         if rid in answered or pd.Timestamp(req.time) > cutoff:
             continue
+        out[req.predictor] = out.get(req.predictor, 0) + _rows(req.body)
+    return out
+
+
+def refused_requests(events: Iterable[LogEvent]) -> dict[str, int]:
+    """Predictor -> applications in requests it refused as bad input (a logged refusal,
+    `is_refusal`): the caller's fault, not the predictor's, so reported beside the failures
+    and never counted as one."""
+    bodies: dict[str, LogEvent] = {}
+    refused: set[str] = set()
+    for ev in events:
+        if ev.kind == "request":
+            bodies[ev.request_id] = ev
+        elif is_refusal(ev.body):
+            refused.add(ev.request_id)
+    out: dict[str, int] = {}
+    for rid in refused & bodies.keys():
+        req = bodies[rid]
         out[req.predictor] = out.get(req.predictor, 0) + _rows(req.body)
     return out
 

@@ -13,8 +13,10 @@ What it does, and how that matches the cluster (Seldon Core v1 on Istio/Ambassad
   `max_shadow_inflight` are dropped (counted), as a mesh drops mirrors it cannot send.
 - Each predictor's executor logs its request and its response as two binary-mode CloudEvents
   (`logsink.event_headers`): `ce-requestid` the Seldon-Puid shared by the pair, a fresh
-  `ce-id` each, `ce-endpoint` the predictor that handled it. The response is logged only when
-  the predictor answered 200 (as the executor does). The mirrored copy is a request of the
+  `ce-id` each, `ce-endpoint` the predictor that handled it. The routed response is logged when
+  the predictor answered 200 (as the executor does) and, unlike the executor, when it refused
+  the request as bad input (4xx, as the V2 error object): the analysis then counts a refusal
+  apart from a failure (5xx, timeout, no answer: no response logged). The mirrored copy is a request of the
   shadow's own executor, so it has its own request id (the caller's answer carries the routed
   one in `Seldon-Puid`). Unlike the executor's fire-and-forget queue, the routed pair is
   acknowledged by the sink BEFORE the caller gets its answer: when a replay has its answers,
@@ -94,6 +96,18 @@ def pick(routes: Sequence[Route], rng: random.Random) -> Route:
     """One routed predictor, drawn with probability weight/100 (random per request)."""
     routed = [r for r in routes if not r.shadow and r.weight > 0]
     return rng.choices(routed, weights=[r.weight for r in routed])[0]
+
+
+def refusal_body(answer: bytes) -> bytes:
+    """A predictor's 4xx answer as the V2 protocol's error object (`{"error": ...}`), the
+    shape `logsink_client.is_refusal` recognises; a body that is not one is wrapped."""
+    try:
+        parsed = json.loads(answer)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict) and "error" in parsed and "outputs" not in parsed:
+        return answer
+    return json.dumps({"error": answer.decode("utf-8", "replace")[:500]}).encode()
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -264,9 +278,13 @@ class Router:
         if status is None:
             self.stats[f"{route.name}.unreachable"] += 1
             return _error(503, f"predictor {route.name} did not answer: {answer.decode()}")
-        self.stats[f"{route.name}.{'answered' if status == 200 else 'errors'}"] += 1
+        refused = 400 <= status < 500
+        outcome = "answered" if status == 200 else "refused" if refused else "errors"
+        self.stats[f"{route.name}.{outcome}"] += 1
         if status == 200:
             await self._log("response", route, puid, answer)
+        elif refused:  # logged, so the analysis tells a refusal from a failure
+            await self._log("response", route, puid, refusal_body(answer))
         return web.Response(
             status=status, body=answer, content_type=ctype, headers={SELDON_PUID: puid}
         )
