@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test   - lint, typecheck and run the test suite (creates .venv if needed)"
-	@echo "make demo   - run the whole lifecycle on the embedded default (workspace ./.mlgate)"
+	@echo "make demo   - the bank's story on the embedded default (workspace ./.mlgate; log and page in .mlgate/demo)"
 	@echo "make lock   - regenerate the hashed requirements.lock (scripts/lock.sh)"
 
 # Every install is hash-checked: pip and setuptools from requirements-bootstrap.txt, then every
@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml requirements.lock requirements-bootstrap.txt
 
 venv: $(STAMP)
 
-# Debian tools later capabilities need (buildah, skopeo, docker-registry, debootstrap, promtool).
+# Debian tools later capabilities need (buildah, skopeo, docker-registry, debootstrap, promtool;
+# chromium and tidy render and validate the demo's page in its test).
 debs:
 	@bash scripts/ensure-debs.sh
 

@@ -8,6 +8,8 @@ declare -A PKG_FOR=(
   [docker-registry]=docker-registry
   [debootstrap]=debootstrap
   [promtool]=prometheus
+  [chromium]=chromium  # the demo page's render test (headless)
+  [tidy]=tidy  # the demo page's HTML validator
 )
 missing=()
 for tool in "${!PKG_FOR[@]}"; do

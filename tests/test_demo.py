@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlgate.gates.verdict import CANARY_CHECKS
@@ -106,22 +108,99 @@ def test_demo_manifests_validate(demo_run) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
-def test_demo_canary_analysis_judged_replayed_traffic(demo_run) -> None:
+def test_demo_canary_analysis_judged_served_traffic(demo_run) -> None:
+    """Chapter 4 served prod as git declared it (stable + canary servers, router, sink),
+    replayed applications through the router in two looks and analysed what the sink logged
+    after each: the second look read more requests than the first, both versions answered."""
     ws, _ = demo_run
-    (req,) = (ws / "reports" / "canary").glob("requests-credit_risk-prod-*.parquet")
-    (rep_file,) = (ws / "reports" / "canary").glob("credit_risk-v*-prod-*/report.json")
-    report = json.loads(rep_file.read_text())
-    checks = {g["name"]: g for g in report["gates"]}
+    looks = sorted((ws / "reports" / "canary").glob("credit_risk-prod-look*/report.json"))
+    assert len(looks) == 2, looks
+    first, last = (json.loads(p.read_text()) for p in looks)
+    checks = {g["name"]: g for g in last["gates"]}
     assert set(checks) == set(CANARY_CHECKS)  # every check the canary phase holds
-    assert report["champion"] != report["challenger"]
-    assert 0 < report["data"]["canary_requests"] < report["data"]["requests"]
+    assert last["champion"] != last["challenger"]
+    assert 0 < first["data"]["requests"] < last["data"]["requests"]
+    assert 0 < last["data"]["canary_requests"] < last["data"]["requests"]
+    assert last["data"]["requests_file"].startswith("http://127.0.0.1:")  # the sink, not a file
+    assert last["data"]["requests_without_full_features"] == 0
     # Early outcomes were joined from the data source by row key (the log has none).
     early = checks["early_delinquency"]
     assert early["metrics"]["n"] > 0 and early["metrics"]["n_stable"] > 0, early
     assert not early["summary"].startswith("no early outcomes"), early
+    # what the router logged is in the sink's store, kept in the workspace
+    assert any((ws / "serve" / "credit_risk-prod" / "requests").rglob("*.jsonl*"))
     # The demo ends with the canary aborted: analysing now is bad input, exit 2.
-    proc = _mlgate(ws, "canary", "analyze", "--model", "credit_risk", "--requests", str(req))
+    proc = _mlgate(ws, "canary", "analyze", "--model", "credit_risk",
+                   "--requests", str(looks[-1]))  # fmt: skip
     assert proc.returncode == 2 and "no canary" in proc.stderr + proc.stdout
+
+
+def test_demo_leaves_no_process_behind(demo_run) -> None:
+    """Every process the demo started (model servers, router, sink, registry) is gone: none
+    alive still carries the demo's workspace in its environment."""
+    ws, _ = demo_run
+    mine = f"MLGATE_WORKSPACE={ws}".encode()
+    alive = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if mine in env and b"pytest" not in cmd:
+            alive.append(f"{proc.name}: {cmd.decode(errors='replace')[:200]}")
+    assert alive == []
+
+
+def test_demo_tells_chapters_and_keeps_the_full_log(demo_run) -> None:
+    ws, proc = demo_run
+    out = proc.stdout + proc.stderr
+    positions = [out.index(f"Chapter {n}.") for n in range(1, 6)]
+    assert positions == sorted(positions)
+    log = ws / "demo" / "demo.log"
+    assert f"full log: {log}" in out.replace("\n", "")
+    text = log.read_text()
+    # the log has the details the terminal leaves out: every gate of every report
+    assert "performance" in text and "early_delinquency" in text and "Chapter 5." in text
+    assert "\x1b[" not in text  # no terminal control characters
+
+
+def test_demo_page_renders_in_chromium_valid_and_self_contained(demo_run, tmp_path: Path) -> None:
+    """The story's page: HTML Tidy finds nothing, nothing is fetched from elsewhere, and
+    headless Chromium (Debian's package) shows the timeline and one table per gate report."""
+    from PIL import Image
+
+    from tests.test_demo_page import external_references, tidy_errors
+
+    ws, proc = demo_run
+    page = ws / "demo" / "index.html"
+    assert f"{page}" in (proc.stdout + proc.stderr).replace("\n", "")
+    html = page.read_text()
+    assert tidy_errors(page) == ""
+    assert external_references(html) == []
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is not installed: `make debs` (Debian package chromium)"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    reports = list((ws / "reports" / "gates").glob("*/report.json"))
+    assert dom.count('class="gate-table"') == len(reports) > 0
+    assert 'id="timeline-plot"' in dom and dom.count('class="timeline-table"') == 3
+    assert dom.count("<circle") >= 9  # v1 x 3 envs, v2 x 3 + weight + promote, rollback, abort
+    shot = tmp_path / "page.png"
+    subprocess.run([*base, "--window-size=1280,2400", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    rgb = np.asarray(Image.open(shot).convert("RGB"))
+
+    def count(color: tuple[int, int, int]) -> int:
+        return int((rgb == np.array(color)).all(axis=-1).sum())
+
+    # promotion markers of the timeline (#0969da) and the gate tables' header cells (#f6f8fa)
+    assert count((9, 105, 218)) > 500
+    assert count((246, 248, 250)) > 2000
 
 
 def test_demo_ends_with_prod_lineage_and_a_clean_audit(demo_run) -> None:

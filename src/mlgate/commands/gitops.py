@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from mlgate.commands._common import console, emit_json, out, progress, state
 from mlgate.config import PlatformSettings
@@ -240,26 +239,14 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(ctx: typer.Context, json_out: bool = _JSON) -> None:
         """What runs where (model x env), read from the GitOps repository's main alone."""
-        from mlgate.gitops.status import read_status
+        from mlgate.gitops.status import read_status, status_table
 
         with progress("reading git", quiet=json_out):
             st = read_status(state(ctx).settings())
         if json_out:
             emit_json(st)
             return
-        table = Table(title=f"{st.remote} ({st.branch} {(st.commit or 'empty')[:10]})")
-        for col in ("model", "env", "stable", "canary", "cut-off", "last change", "quarantined"):
-            table.add_column(col)
-        for ms in st.models:
-            q = ", ".join(e.version for e in ms.quarantined) or "-"
-            for env, es in ms.envs.items():
-                canary = f"{es.canary_version} @ {es.canary_weight}%" if es.canary_version else "-"
-                if es.shadow_version:
-                    canary += f" (shadow {es.shadow_version})"
-                stable = f"{es.stable_version} ({es.stable_image.split('@')[-1][:19]})"
-                last = f"{(es.last_commit or '')[:10]} {es.last_commit_subject or ''}"
-                table.add_row(ms.model, env, stable, canary, es.cutoff, last, q)
-        out.print(table)
+        out.print(status_table(st))
         if st.open_prs:
             out.print("open pull requests: " + ", ".join(st.open_prs))
 

@@ -9,6 +9,7 @@ exist the model scores the applications from the data source itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +35,12 @@ from mlgate.gates.monitor import (
     alert_payload,
     expected_from_holdout,
     monitor_checks,
+    monitor_html,
     summarize,
 )
 from mlgate.gates.policy import load_policy, policy_path_for
 from mlgate.gates.retrain import retrain_decision
+from mlgate.outdir import new_folder
 
 
 def run_monitor(
@@ -170,3 +173,22 @@ def send_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
         raise ExternalServiceError(f"webhook {url}: {exc}") from None
     if resp.status_code >= 300:
         raise ExternalServiceError(f"webhook {url}: HTTP {resp.status_code} {resp.text[:200]}")
+
+
+def write_monitor_report(
+    settings: PlatformSettings, report: MonitorReport, out: str | Path | None = None
+) -> Path:
+    """The report as files (report.json, report.html and, on an alert, alert.json: the payload
+    the webhook gets), in `out` (default `<workspace>/reports/monitor/<model>-v<version>-<env>`),
+    swapped in whole (`mlgate.outdir`). -> the folder."""
+    target = out or (
+        settings.ws().reports_dir / "monitor" / f"{report.model}-v{report.version}-{report.env}"
+    )
+    with new_folder(target, "mlgate monitor") as tmp:
+        doc = report.model_dump(mode="json")
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        (tmp / "report.html").write_text(monitor_html(report), encoding="utf-8")
+        if report.alerts:
+            alert = alert_payload(report).model_dump(mode="json")
+            (tmp / "alert.json").write_text(json.dumps(alert, indent=2) + "\n", encoding="utf-8")
+    return Path(target)

@@ -195,6 +195,11 @@ class GitopsRepo:
     def rev(self, ref: str) -> str:
         return self.git("rev-parse", "--verify", "-q", ref).strip()
 
+    def remote_refs(self) -> str:
+        """Every ref of the remote with its commit (`git ls-remote`): what a refused change
+        must leave exactly as it was."""
+        return run_git(["ls-remote", self.remote], None)
+
     def last_change(self, path: str, ref: str | None = None) -> str | None:
         out = self.git("log", "-1", "--format=%H", ref or self.main, "--", path).strip()
         return out or None

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+from rich.table import Table
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import ExternalServiceError, MlgateError
@@ -278,3 +279,20 @@ def read_status(settings: PlatformSettings) -> Status:
             prs.add(short)
     status.open_prs = sorted(prs)
     return status
+
+
+def status_table(st: Status) -> Table:
+    """`mlgate status` as a table (model x env): the one rendering the CLI and the demo show."""
+    table = Table(title=f"{st.remote} ({st.branch} {(st.commit or 'empty')[:10]})")
+    for col in ("model", "env", "stable", "canary", "cut-off", "last change", "quarantined"):
+        table.add_column(col)
+    for ms in st.models:
+        q = ", ".join(e.version for e in ms.quarantined) or "-"
+        for env, es in ms.envs.items():
+            canary = f"{es.canary_version} @ {es.canary_weight}%" if es.canary_version else "-"
+            if es.shadow_version:
+                canary += f" (shadow {es.shadow_version})"
+            stable = f"{es.stable_version} ({es.stable_image.split('@')[-1][:19]})"
+            last = f"{(es.last_commit or '')[:10]} {es.last_commit_subject or ''}"
+            table.add_row(ms.model, env, stable, canary, es.cutoff, last, q)
+    return table

@@ -16,7 +16,7 @@ def run(ctx: DemoContext) -> WorldManifest:
     out = world_dir(ctx.settings)
     manifest = generate_world(spec, out)
     rate = manifest.default_rate_observed
-    ctx.console.print(
+    ctx.say(
         f"world: {spec.n_applications:,} applications, {spec.months} months to {manifest.as_of}, "
         f"approval {manifest.approval_rate_observed:.1%}, matured default rate "
         f"{'n/a' if rate is None else f'{rate:.2%}'} -> {out}"
@@ -27,4 +27,10 @@ def run(ctx: DemoContext) -> WorldManifest:
     return manifest
 
 
-STEP = DemoStep(order=10, name="data", title="Synthetic credit world: generate + validate", run=run)
+STEP = DemoStep(
+    order=10,
+    name="data",
+    title="Synthetic credit world: generate + validate",
+    run=run,
+    chapter=1,
+)

@@ -33,7 +33,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     df = build_training_set(settings, dataset)
     target = settings.ws().sub("features") / f"{dataset.name}_training_set.parquet"
     written = write_training_set(df, target)
-    ctx.console.print(
+    ctx.say(
         f"training set: {written.rows:,} rows x {len(written.columns)} columns "
         f"(approved, matured, point-in-time), default rate {df[dataset.label].mean():.2%}, "
         f"fingerprint {written.fingerprint[:12]} -> {written.path}"
@@ -63,4 +63,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
-STEP = DemoStep(order=20, name="features", title="Feast: training set + online features", run=run)
+STEP = DemoStep(
+    order=20,
+    name="features",
+    title="Feast: training set + online features",
+    run=run,
+    chapter=1,
+)

@@ -24,10 +24,14 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     if not (world_dir(settings) / f"{schema.APPLICATIONS}.parquet").is_file():
         raise BadInputError(f"{world_dir(settings)}: no world yet: run the data step first")
     cfg = load_model_config(DEFAULT_MODEL_CONFIG)
-    with ctx.console.status("training") as status:
-        result = train_model(settings, cfg, progress=lambda m: status.update(m))
+    with ctx.progress("training") as say:
+        result = train_model(settings, cfg, progress=say)
     m = result.metrics
     w = result.windows
+    ctx.say(
+        f"{result.model} v{result.version} ({result.algorithm}) registered as challenger: "
+        f"out-of-time AUC {m.auc:.3f}, KS {m.ks:.3f}; model card {result.model_card}"
+    )
     ctx.console.print(
         f"{result.model} v{result.version} ({result.algorithm}) registered as challenger, "
         f"run {result.run_id}\n"
@@ -61,4 +65,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
-STEP = DemoStep(order=30, name="train", title="Train + register the challenger (MLflow)", run=run)
+STEP = DemoStep(
+    order=30,
+    name="train",
+    title="Train + register the challenger (MLflow)",
+    run=run,
+    chapter=2,
+)

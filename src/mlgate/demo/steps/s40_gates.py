@@ -30,17 +30,22 @@ def _trained(ctx: DemoContext) -> tuple[str, str]:
 
 def run(ctx: DemoContext) -> dict[str, Any]:
     model, challenger = _trained(ctx)
-    with ctx.console.status("running gates") as status:
+    with ctx.progress("running gates") as say:
         report, paths = run_gates_for_model(
             ctx.settings,
             model=model,
             challenger=challenger,
             env=ENV,
-            say=lambda m: status.update(m),
+            say=say,
         )
     for g in report.gates:
         color = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}[g.status.value]
         ctx.console.print(f"  {g.name:<12} [{color}]{g.status.value:<12}[/] {g.summary}")
+    failing = [g.name for g in report.gates if g.status != GateStatus.PASS]
+    ctx.say(
+        f"gates v{report.challenger} in {ENV}: {report.verdict.value}"
+        + (f" (not passing: {', '.join(failing)}; dev is warn-only)" if failing else "")
+    )
     ctx.console.print(
         f"overall {report.overall.value} in {ENV} (warn-only; worst gate {report.verdict.value}),"
         f" champion {report.champion or 'none: first version held to the floors'}"
@@ -59,4 +64,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
-STEP = DemoStep(order=40, name="gates", title="Gates: performance, drift, fairness, P&L", run=run)
+STEP = DemoStep(
+    order=40,
+    name="gates",
+    title="Gates: performance, drift, fairness, P&L",
+    run=run,
+    chapter=2,
+)

@@ -38,14 +38,9 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     version = str(train.get("version") or "challenger")
     st = registry.up(settings)
     ctx.console.print(f"registry {st.address} up (storage {st.storage})")
-    with ctx.console.status("building the model-server image") as status:
-
-        def progress(msg: str) -> None:
-            status.update(msg)
-            ctx.console.log(msg)
-
-        rec = build_model_image(settings, model, version, progress=progress)
-    ctx.console.print(f"reference {rec.reference}\ndigest    {rec.digest}")
+    with ctx.progress("building the model-server image") as say:
+        rec = build_model_image(settings, model, version, progress=say)
+    ctx.say(f"image {rec.reference} pushed, digest {rec.digest[:19]}")
     ctx.console.print(
         "labels: run "
         f"{rec.labels.get('io.mlgate.mlflow.run_id', '')[:12]}, data "
@@ -71,8 +66,8 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         score = infer(url, model, holdout[scorer_features])[0]
     if ctx.fast:
         registry.down(settings)
-    ctx.console.print(
-        f"image server scored one holdout application: PD {score.pd:.4f} "
+    ctx.say(
+        f"the image's server scored one holdout application: PD {score.pd:.4f} "
         f"(offline {offline:.4f}) -> {score.decision}; reasons "
         + ", ".join(r["code"] for r in score.reason_codes)
     )
@@ -88,4 +83,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
-STEP = DemoStep(order=50, name="image", title="Model-server image: build, push, run", run=run)
+STEP = DemoStep(
+    order=50,
+    name="image",
+    title="Model-server image: build, push, run",
+    run=run,
+    chapter=2,
+)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
+
 from mlgate.audit.lineage import VersionFacts, lineage_at
 from mlgate.audit.verify import verify_history
 from mlgate.demo import DemoContext, DemoStep
@@ -50,10 +52,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
             continue
         res = lineage_at(ctx.settings, ms.model, "prod", now)
         lineage.append(res.model_dump(mode="json"))
-        ctx.console.print(f"[bold]mlgate audit lineage --model {ms.model} --env prod[/]")
+        ctx.say(f"[bold]mlgate audit lineage --model {ms.model} --env prod[/]")
         for v in (res.stable, res.canary):
             if v is not None:
-                ctx.console.print(f"  {_facts(v)}", markup=False, highlight=False)
+                ctx.say(f"  {escape(_facts(v))}")
     # The fast demo stops the loopback registry after the image step; verify needs it to say
     # whether each pinned image is there, so it runs for the check and stops again after.
     started = not registry.answering(ctx.settings.registry.address)
@@ -64,20 +66,18 @@ def run(ctx: DemoContext) -> dict[str, Any]:
             started = False
             ctx.console.print(f"[yellow]registry not started ({exc}): image checks report it[/]")
     try:
-        with ctx.console.status("mlgate audit verify"):
+        with ctx.progress("mlgate audit verify"):
             result = verify_history(ctx.settings)
     finally:
         if started:
             registry.down(ctx.settings)
     checks = ", ".join(c.name for c in result.checks)
-    ctx.console.print(
+    ctx.say(
         f"[bold]mlgate audit verify[/]: {result.changes_checked} changes on main, checks {checks}: "
         + ("[green]clean[/]" if result.clean else f"[yellow]{len(result.gaps)} gaps[/]")
     )
     for g in result.gaps:
-        ctx.console.print(
-            f"  {(g.commit or '')[:10]} {g.check}: {g.message}", markup=False, highlight=False
-        )
+        ctx.say(f"  {escape((g.commit or '')[:10])} {escape(g.check)}: {escape(g.message)}")
     if not result.clean:
         raise GateFailed(
             f"mlgate audit verify: {len(result.gaps)} gaps in the demo's history",
@@ -87,5 +87,9 @@ def run(ctx: DemoContext) -> dict[str, Any]:
 
 
 STEP = DemoStep(
-    order=80, name="audit", title="Audit: lineage of prod, every change re-checked", run=run
+    order=80,
+    name="audit",
+    title="Audit: lineage of prod, every change re-checked",
+    run=run,
+    chapter=5,
 )

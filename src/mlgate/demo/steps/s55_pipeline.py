@@ -1,4 +1,4 @@
-"""Demo step 70: the Kubeflow pipelines: compile check, then the training pipeline run locally.
+"""Demo step 55: the Kubeflow pipelines: compile check, then the training pipeline run locally.
 
 The same pipeline definition users upload in the Kubeflow UI (mlgate/kubeflow/pipelines/
 compiled/*.yaml) runs here with Kubeflow's local runner on the embedded default, each task in
@@ -25,6 +25,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     results = compiling.compile_all(check=True)
     for r in results:
         ctx.console.print(f"compiled YAML {r.name}: {r.status} ({r.tasks} top-level tasks)")
+    ctx.say("Kubeflow pipelines compiled: " + ", ".join(f"{r.name} {r.status}" for r in results))
     stale = compiling.stale(results)
     if stale:
         ctx.console.print("[yellow]run `mlgate pipeline compile`: the committed YAML is stale")
@@ -32,7 +33,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     if ctx.fast:
         # A local run is ~14 tasks of a few seconds each (each a fresh Python process): about
         # two minutes, which tests/test_pipeline_local.py already spends on the same run.
-        ctx.console.print(
+        ctx.say(
             "fast mode: local pipeline run skipped (tests/test_pipeline_local.py runs it end "
             "to end); `mlgate pipeline run training --local` runs it on this workspace"
         )
@@ -48,7 +49,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     )
     ran = set(result.ran)
     promoted = "open-promotion" in ran
-    ctx.console.print(
+    ctx.say(
         f"pipeline {result.status} in {result.seconds:.0f}s: {len(result.tasks)} tasks; "
         + ("gates passed, promotion step ran" if promoted else "stopped at the gate decision")
         + f" (log {result.log})"
@@ -70,8 +71,9 @@ def run(ctx: DemoContext) -> dict[str, Any]:
 
 
 STEP = DemoStep(
-    order=70,
+    order=55,
     name="pipeline",
     title="Kubeflow pipelines: compile check + local training run",
     run=run,
+    chapter=2,
 )

@@ -1,0 +1,184 @@
+"""What several demo chapters do the same way: gate a version for an environment and promote it
+by a reviewed PR, train one more version, find a version's image.
+
+Each is a sequence of library calls (`gates.run`, `gitops.promote`, `gitops.pr`,
+`training.train`, `records.builds`, `packaging.stand_in`) and the lines that tell it: the
+story line on the terminal (`ctx.say`), the gate table in the log (`ctx.console`).
+
+Break-glass: a report short of PASS promotes only with `--override-gates` and the failing gates
+as the written reason (two approvers), and the report still travels with the commit. `--fast`
+(a 20k world) has too few recent applications and too small groups for the drift and fairness
+minimums, so stage and prod go break-glass there; the full world passes on the merits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlgate.demo import DemoContext
+from mlgate.gates.result import GateReport, GateStatus
+from mlgate.gates.run import run_gates_for_model
+from mlgate.gitops import pr as prmod
+from mlgate.gitops.evidence import load_report
+from mlgate.gitops.promote import promote
+from mlgate.gitops.status import stable_version
+from mlgate.packaging import registry
+from mlgate.packaging.stand_in import push_stand_in
+from mlgate.records.builds import read_record
+from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, ModelConfig, load_model_config
+from mlgate.training.registry import connect, resolve_version
+from mlgate.training.train import train_model
+
+APPROVERS = ["model-risk-officer", "head-of-credit-risk"]
+COLOR = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+
+
+def field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def trained(ctx: DemoContext) -> tuple[str, str]:
+    """(model, version) the training step registered; run alone (`--only`), the registry's
+    `challenger` alias."""
+    train = ctx.results.get("train")
+    model = field(train, "model") or load_model_config(DEFAULT_MODEL_CONFIG).name
+    version = field(train, "version")
+    if version:
+        return str(model), str(version)
+    mv = resolve_version(connect(ctx.settings), str(model), "challenger")
+    ctx.say(f"[yellow]no training result in this run: {model}@challenger is v{mv.version}[/]")
+    return str(model), str(mv.version)
+
+
+def image(ctx: DemoContext, model: str, version: str) -> str:
+    """The version's image build record; without one (the demo builds only v1's image), a
+    small labelled stand-in image of the model version, really pushed to the loopback registry
+    and recorded like a build (`packaging.stand_in`): a promotion pins only what is recorded
+    for the version, and what it pins must exist in the registry."""
+    rec = read_record(ctx.settings, model, version)
+    if rec is not None:
+        return rec.image
+    mv = resolve_version(connect(ctx.settings), model, version)
+    started = not registry.answering(ctx.settings.registry.address)
+    if started:
+        registry.up(ctx.settings)
+    try:
+        rec = push_stand_in(ctx.settings, model, version, str(mv.run_id), str(mv.source))
+    finally:
+        if started:
+            registry.down(ctx.settings)
+    ctx.console.print(
+        f"no image was built for {model} {version} in this workspace: pushed a labelled "
+        f"stand-in image {rec.image} (not a model server; `mlgate image build` makes one)"
+    )
+    return rec.image
+
+
+def _reusable(ctx: DemoContext, model: str, version: str, env: str, champion: str | None) -> Any:
+    """The gates step's report when it is exactly this comparison (dev, v1, no champion)."""
+    d = field(ctx.results.get("gates"), "report_dir")
+    if not d or not (Path(str(d)) / "report.json").is_file():
+        return None
+    rep = load_report(Path(str(d)))
+    if (rep.model, rep.challenger, rep.env, rep.champion) == (model, version, env, champion):
+        return rep
+    return None
+
+
+def override_reason(report: GateReport) -> str:
+    """The written break-glass reason: which blocking gates did not pass, and why."""
+    parts = [
+        f"{g.name} {g.status.value}: {g.summary}"
+        for g in report.gates
+        if g.blocking and g.status != GateStatus.PASS
+    ]
+    return (
+        f"demo break-glass: {report.env} gates {report.overall.value} "
+        f"({'; '.join(parts) or 'no gate result'})"
+    )
+
+
+def print_gates(ctx: DemoContext, report: GateReport) -> None:
+    for g in report.gates:
+        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}")
+
+
+def gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, str, str | None]:
+    """Run the gates for `env` (champion from git); -> (report dir, overall, override reason)."""
+    champion = stable_version(ctx.settings, model, env)
+    vs = f"vs champion v{champion}" if champion else "first version, held to the floors"
+    reused = _reusable(ctx, model, version, env, champion)
+    if reused is not None:
+        doc = GateReport.model_validate_json(Path(reused.path).read_text())
+        report_dir = Path(reused.path).parent
+    else:
+        with ctx.progress(f"gates v{version} -> {env}") as say:
+            doc, paths = run_gates_for_model(
+                ctx.settings,
+                model=model,
+                challenger=version,
+                env=env,
+                champion=champion,
+                evidently=not ctx.fast,  # Evidently's HTML costs ~10 s a run: full demo only
+                say=say,
+            )
+        report_dir = paths["report.json"].parent
+    overall = doc.overall.value
+    failing = [g.name for g in doc.gates if g.status != GateStatus.PASS]
+    ctx.say(
+        f"  gates v{version} -> {env} ({vs}): [{COLOR[overall]}]{overall}[/]"
+        + (" (warn-only)" if not doc.enforced else "")
+        + (f", not passing: {', '.join(failing)}" if failing else "")
+    )
+    ctx.console.print(f"    report {report_dir}")
+    print_gates(ctx, doc)
+    return report_dir, overall, None if overall == "PASS" else override_reason(doc)
+
+
+def merge(ctx: DemoContext, pr: prmod.PullRequest, approvers: list[str]) -> str:
+    res = prmod.merge_pr(ctx.settings, pr.branch, approvers)
+    ctx.say(f"  merged {pr.subject} ({res.commit[:10]}, approved by {', '.join(res.approvers)})")
+    return res.commit
+
+
+def promote_env(
+    ctx: DemoContext, model: str, version: str, env: str, image_ref: str
+) -> dict[str, Any]:
+    """Gate `version` for `env` and promote it by a PR merged with approvals (break-glass, two
+    approvers, when the gates do not PASS)."""
+    report, overall, reason = gates(ctx, model, version, env)
+    if reason is not None:
+        ctx.say(
+            f"  [bold yellow]break-glass[/] {env}: gates {overall}; promoted with the reason "
+            "written into the commit, two approvers"
+        )
+        ctx.console.print(f"    {reason}")
+    pr = promote(ctx.settings, model, version, env, report, image=image_ref, override_reason=reason)
+    ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
+    commit = merge(ctx, pr, APPROVERS if reason else APPROVERS[:1])
+    return {
+        "version": version,
+        "env": env,
+        "overall": overall,
+        "report_dir": str(report),
+        "override_reason": reason,
+        "commit": commit,
+    }
+
+
+def train_variant(ctx: DemoContext, what: str, **changes: Any) -> str:
+    """Train and register one more version: the model config with `changes` applied."""
+    base = load_model_config(DEFAULT_MODEL_CONFIG)
+    cfg = ModelConfig.model_validate({**base.model_dump(), **changes}).model_copy(
+        update={"source_file": base.source_file}
+    )
+    with ctx.progress(f"training {what}") as say:
+        result = train_model(ctx.settings, cfg, progress=say)
+    m = result.metrics
+    ctx.say(
+        f"{what}: {result.model} v{result.version} ({result.algorithm}): out-of-time AUC "
+        f"{m.auc:.3f}, KS {m.ks:.3f}"
+    )
+    ctx.console.print(f"  params {cfg.params}, run {result.run_id}, Brier {m.brier:.4f}")
+    return str(result.version)

@@ -1,0 +1,194 @@
+"""Demo step 70: v2, a routine retrain, served next to v1 as a canary in prod and judged on the
+traffic it really served.
+
+v2 is gated and promoted dev -> stage -> prod like v1 (into prod it enters as a canary at the
+policy's initial weight) and the weight is raised by a reviewed PR. Then prod is served here as
+git declares it (`serving.supervisor.serve_environment`, what `mlgate serve --env prod` runs:
+stable and canary model servers, the router splitting by weight at random, Seldon-shaped
+request logging into the request-log sink), applications of a past period (their early
+outcomes have arrived) are replayed through the router (`serving.traffic.send`, what
+`mlgate traffic replay` does) in two looks, and after each look `canary analyze` reads the
+sink: the analysis over time. Everything served is stopped when the chapter ends.
+
+The predictors run from the venv runtime: only v1's image is a model server in this demo
+(chapter 2 built and ran it); later versions are pinned as labelled stand-in images.
+
+On PROMOTE the verdict opens its PR (`canary analyze --act`); otherwise the demo promotes on
+the prod gate report (break-glass when it is not a PASS). Then the story goes on as it does in
+a bank: late defaults look worse, the canary promotion is rolled back (git revert, the version
+quarantined) and its canary aborted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.canary.replay import period_applications
+from mlgate.canary.run import act_on, analyze
+from mlgate.demo import DemoContext, DemoStep, acts
+from mlgate.gates.collect import newest_application, run_dataset
+from mlgate.gitops import canary
+from mlgate.gitops.overlay import ENVS
+from mlgate.gitops.rollback import rollback
+from mlgate.serving.logsink import READ_TOKEN_ENV
+from mlgate.serving.supervisor import Served, serve_environment
+from mlgate.serving.traffic import send
+from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
+from mlgate.training.registry import load_scorer
+
+RETRAIN_C = 1.0  # v2: the routine retrain retunes the L2 strength (config: C 0.5)
+WEIGHT = 50  # the canary step the analysis judges
+DAYS = 60  # applications replayed, in LOOKS equal parts
+LOOKS = 2
+MATURED_DAYS = 120  # the replayed period ends this long before the newest application
+BATCH = 10  # applications per request
+
+
+@contextmanager
+def _sink_reader(served: Served) -> Iterator[None]:
+    """The analysis reads the local sink with its read token (`MLGATE_LOGSINK_READ_TOKEN_FILE`),
+    for this chapter only."""
+    old = os.environ.get(READ_TOKEN_ENV)
+    os.environ[READ_TOKEN_ENV] = str(served.sink_read_token_file)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(READ_TOKEN_ENV, None)
+        else:
+            os.environ[READ_TOKEN_ENV] = old
+
+
+def _period_start(ctx: DemoContext, model: str, version: str) -> str:
+    dataset = run_dataset(ctx.settings, load_scorer(ctx.settings, model, version).run_id)
+    newest = newest_application(ctx.settings, dataset)
+    return (newest - pd.Timedelta(days=MATURED_DAYS + DAYS)).strftime("%Y-%m-%d")
+
+
+def _look(ctx: DemoContext, srv: Served, frame: pd.DataFrame, n: int, total: int) -> Any:
+    """Replay `frame` through the router, then analyse everything the sink logged so far."""
+    with ctx.progress(f"look {n}/{total}: replaying {len(frame)} applications") as say:
+        sent = send(
+            srv.router_url,
+            srv.model,
+            frame,
+            concurrency=4,
+            batch=BATCH,
+            tick=lambda done, all_: say(f"{done}/{all_} requests", done / max(all_, 1)),
+        )
+    by = ", ".join(f"v{v}: {k}" for v, k in sent.by_version.items())
+    ctx.say(
+        f"  look {n}: {sent.sent} requests through the router ({by} applications answered; "
+        f"{sent.refused} refused, {sent.errors} errors)"
+    )
+    out = ctx.settings.ws().reports_dir / "canary" / f"{srv.model}-prod-look{n}"
+    with ctx.progress(f"look {n}/{total}: canary analysis") as say:
+        verdict, paths, _pr = analyze(
+            ctx.settings,
+            model=srv.model,
+            env="prod",
+            requests=str(srv.sink_read_url),
+            report_dir=out,
+            say=say,
+        )
+    rep = verdict.report
+    checks = ", ".join(f"{g.name} {g.status.value}" for g in rep.gates)
+    ctx.say(
+        f"  analysis {n}: {rep.data.get('requests')} logged requests, "
+        f"{rep.data.get('canary_requests')} by the canary -> [bold]{verdict.decision.upper()}[/]"
+    )
+    ctx.console.print(f"    {checks}")
+    for g in rep.gates:
+        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}")
+    return verdict, paths["report.json"].parent
+
+
+def run(ctx: DemoContext) -> dict[str, Any]:
+    settings = ctx.settings
+    model, v1 = acts.trained(ctx)
+    v2 = acts.train_variant(
+        ctx,
+        "routine retrain",
+        params={**load_model_config(DEFAULT_MODEL_CONFIG).params, "C": RETRAIN_C},
+    )
+    image2 = acts.image(ctx, model, v2)
+    ctx.say(f"v{v2} through the environments; in prod it enters as a canary beside v{v1}:")
+    promotions = [acts.promote_env(ctx, model, v2, env, image2) for env in ENVS]
+    pr = canary.set_weight(settings, model, "prod", WEIGHT)
+    ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
+    acts.merge(ctx, pr, acts.APPROVERS[:1])
+
+    start = _period_start(ctx, model, v2)
+    frame, _dataset, window = period_applications(settings, model, "prod", start, DAYS)
+    looks: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        with ctx.progress("mlgate serve --env prod: starting stable, canary, router, sink"):
+            srv = stack.enter_context(
+                serve_environment(settings, model, "prod", runtime="venv", seed=settings.seed)
+            )
+        ctx.say(
+            "serving prod as git declares it: "
+            + ", ".join(f"{p.name} v{p.version} ({p.weight}%)" for p in srv.predictors)
+            + f"; router {srv.router_url}"
+        )
+        ctx.say(f"replaying applications of {window[0][:10]}..{window[1][:10]} (outcomes known)")
+        stack.enter_context(_sink_reader(srv))
+        for n, part in enumerate(np.array_split(np.arange(len(frame)), LOOKS), start=1):
+            verdict, report_dir = _look(ctx, srv, frame.iloc[part], n, LOOKS)
+            looks.append(
+                {
+                    "decision": verdict.decision,
+                    "reasons": verdict.reasons,
+                    "report_dir": str(report_dir),
+                    "checks": {g.name: g.status.value for g in verdict.report.gates},
+                    "requests": verdict.report.data.get("requests"),
+                }
+            )
+    ctx.say("stopped the model servers, the router and the sink")
+
+    prod = promotions[-1]
+    if verdict.decision == "promote":
+        reason = None
+        pr = act_on(settings, verdict, report_dir)  # `canary analyze --act`
+    else:
+        ctx.say(
+            f"the analysis says {verdict.decision.upper()}; the demo promotes on the prod gate "
+            f"report of v{v2} vs v{v1} ({prod['overall']})"
+        )
+        reason = prod["override_reason"]
+        pr = canary.promote_canary(
+            settings, model, "prod", Path(prod["report_dir"]), override_reason=reason
+        )
+    ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
+    acts.merge(ctx, pr, acts.APPROVERS if reason else acts.APPROVERS[:1])
+
+    ctx.say("late-arriving defaults look worse: rollback (git revert; the version quarantined)")
+    pr = rollback(settings, model, "prod", "demo: late-arriving defaults look worse")
+    acts.merge(ctx, pr, acts.APPROVERS[:1])
+    pr = canary.abort(settings, model, "prod", "demo: quarantined version, all traffic to stable")
+    acts.merge(ctx, pr, acts.APPROVERS[:1])
+    return {
+        "model": model,
+        "versions": [v1, v2],
+        "promotions": promotions,
+        "served": srv.model_dump(mode="json"),
+        "window": window,
+        "looks": looks,
+        "canary_analysis": looks[-1],
+    }
+
+
+STEP = DemoStep(
+    order=70,
+    name="canary",
+    title="A retrain as a canary: served, replayed, analysed, rolled back",
+    run=run,
+    chapter=4,
+)
