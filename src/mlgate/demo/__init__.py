@@ -31,7 +31,7 @@ from mlgate.config import PlatformSettings
 CHAPTERS: dict[int, str] = {
     1: "The bank's world: applications, bureau, transactions, late outcomes",
     2: "v1: trained, gated, built and promoted dev -> stage -> prod by reviewed PRs",
-    3: "Months pass: the monitor watches prod",
+    3: "Months pass: customers shift, the monitor on prod alerts",
     4: "v2: a retrain served next to v1 as a canary, replayed traffic, the analysis decides",
     5: "A bad candidate is stopped; what ran when, and why",
 }

@@ -31,11 +31,24 @@ from mlgate.training.registry import connect, resolve_version
 from mlgate.training.train import train_model
 
 APPROVERS = ["model-risk-officer", "head-of-credit-risk"]
+FAST_N = 20_000  # applications in the world of `--fast` (the demo's test)
+FULL_N = 100_000
 COLOR = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+
+
+def world_size(ctx: DemoContext) -> int:
+    return FAST_N if ctx.fast else FULL_N
 
 
 def field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def model_name(ctx: DemoContext) -> str:
+    """The demo's model: the training step's, else the default model config's."""
+    return str(
+        field(ctx.results.get("train"), "model") or load_model_config(DEFAULT_MODEL_CONFIG).name
+    )
 
 
 def trained(ctx: DemoContext) -> tuple[str, str]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 from mlgate.data.sources import credit_world_config, world_dir
 from mlgate.data.validate import validate_dataset
 from mlgate.data.world import WorldManifest, WorldSpec, generate_world
-from mlgate.demo import DemoContext, DemoStep
-
-FAST_N = 20_000
-FULL_N = 100_000
+from mlgate.demo import DemoContext, DemoStep, acts
 
 
 def run(ctx: DemoContext) -> WorldManifest:
-    spec = WorldSpec(n_applications=FAST_N if ctx.fast else FULL_N, seed=ctx.settings.seed)
+    spec = WorldSpec(n_applications=acts.world_size(ctx), seed=ctx.settings.seed)
     out = world_dir(ctx.settings)
     manifest = generate_world(spec, out)
     rate = manifest.default_rate_observed
