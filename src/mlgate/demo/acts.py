@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from mlgate.demo import DemoContext
 from mlgate.gates.result import GateReport, GateStatus
 from mlgate.gates.run import run_gates_for_model
@@ -114,7 +116,7 @@ def override_reason(report: GateReport) -> str:
 
 def print_gates(ctx: DemoContext, report: GateReport) -> None:
     for g in report.gates:
-        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}")
+        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}", markup=False)
 
 
 def gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, str, str | None]:
@@ -151,7 +153,8 @@ def gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, s
 
 def merge(ctx: DemoContext, pr: prmod.PullRequest, approvers: list[str]) -> str:
     res = prmod.merge_pr(ctx.settings, pr.branch, approvers)
-    ctx.say(f"  merged {pr.subject} ({res.commit[:10]}, approved by {', '.join(res.approvers)})")
+    who = ", ".join(res.approvers)
+    ctx.say(f"  merged {escape(pr.subject)} ({res.commit[:10]}, approved by {escape(who)})")
     return res.commit
 
 
@@ -166,7 +169,7 @@ def promote_env(
             f"  [bold yellow]break-glass[/] {env}: gates {overall}; promoted with the reason "
             "written into the commit, two approvers"
         )
-        ctx.console.print(f"    {reason}")
+        ctx.console.print(f"    {reason}", markup=False)
     pr = promote(ctx.settings, model, version, env, report, image=image_ref, override_reason=reason)
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     commit = merge(ctx, pr, APPROVERS if reason else APPROVERS[:1])

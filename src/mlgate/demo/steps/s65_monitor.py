@@ -52,7 +52,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         f": [{COLOR[overall]}]{overall}[/], {len(report.alerts)} alert(s)"
     )
     for c in report.checks:
-        ctx.console.print(f"    {c.name:<20} {c.status.value:<12} {c.summary}")
+        ctx.console.print(f"    {c.name:<20} {c.status.value:<12} {c.summary}", markup=False)
     for alert in report.alerts:
         ctx.say(f"  [red]alert[/] {escape(alert)}")
     if report.retrain is not None:

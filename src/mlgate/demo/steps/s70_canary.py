@@ -79,14 +79,14 @@ def _look(ctx: DemoContext, srv: Served, frame: pd.DataFrame, n: int, total: int
             srv.router_url,
             srv.model,
             frame,
-            concurrency=4,
+            concurrency=1,  # in order: the router's seeded split is then the same every run
             batch=BATCH,
             tick=lambda done, all_: say(f"{done}/{all_} requests", done / max(all_, 1)),
         )
     by = ", ".join(f"v{v}: {k}" for v, k in sent.by_version.items())
     ctx.say(
         f"  look {n}: {sent.sent} requests through the router ({by} applications answered; "
-        f"{sent.refused} refused, {sent.errors} errors)"
+        f"{sent.refused} refused by the serving contract, {sent.errors} errors)"
     )
     out = ctx.settings.ws().reports_dir / "canary" / f"{srv.model}-prod-look{n}"
     with ctx.progress(f"look {n}/{total}: canary analysis") as say:
@@ -106,7 +106,7 @@ def _look(ctx: DemoContext, srv: Served, frame: pd.DataFrame, n: int, total: int
     )
     ctx.console.print(f"    {checks}")
     for g in rep.gates:
-        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}")
+        ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}", markup=False)
     return verdict, paths["report.json"].parent
 
 
