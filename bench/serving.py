@@ -116,7 +116,9 @@ def loop(fn: Callable[[int], Any], n: int, warmup: int = 50) -> dict[str, float]
     return stats(lat, time.perf_counter() - t0)
 
 
-def register(ws: Path, df: pd.DataFrame, y: np.ndarray) -> tuple[Any, str, Any]:
+def register(
+    ws: Path, df: pd.DataFrame, y: np.ndarray, algorithm: str = "logistic_regression"
+) -> tuple[Any, str, Any]:
     import mlflow
     from mlflow.models import infer_signature
 
@@ -124,7 +126,7 @@ def register(ws: Path, df: pd.DataFrame, y: np.ndarray) -> tuple[Any, str, Any]:
     from mlgate.training.pipeline import fit_pd_model
     from mlgate.training.pyfunc import CreditRiskModel
 
-    cfg = ModelConfig(name="credit_risk", dataset="synthetic.yaml")
+    cfg = ModelConfig(name="credit_risk", dataset="synthetic.yaml", algorithm=algorithm)
     cut = int(len(df) * 0.7)
     pd_model = fit_pd_model(cfg, NUMERIC, CATEGORICAL, df[:cut], y[:cut], df[cut:], y[cut:])
     wrapped = CreditRiskModel(pd_model, model_name="credit_risk", cutoff=0.15)

@@ -53,6 +53,7 @@ from mlgate.serving.logsink import dns_label, event_headers
 log = logging.getLogger("mlgate.router")
 SELDON_PUID = "Seldon-Puid"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # the model server's own cap (MLGATE_SERVING_MAX_BODY_BYTES)
+KEEPALIVE_S = 2.0  # below the model server's idle keep-alive (uvicorn's 5 s)
 
 
 class Route(BaseModel):
@@ -162,7 +163,11 @@ class Router:
             self._stopped = asyncio.Event()
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
-                connector=aiohttp.TCPConnector(limit=self.config.max_inflight * 2),
+                # Idle pooled connections are dropped before the model server (uvicorn: 5 s)
+                # closes them: reusing one it closed is a reset, not an answer.
+                connector=aiohttp.TCPConnector(
+                    limit=self.config.max_inflight * 2, keepalive_timeout=KEEPALIVE_S
+                ),
             )
             self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
             await self._runner.setup()
@@ -290,15 +295,24 @@ class Router:
         )
 
     async def _forward(self, route: Route, body: bytes) -> tuple[int | None, bytes, str]:
-        """(status, body, content type) of the predictor's answer; status None if it gave none."""
+        """(status, body, content type) of the predictor's answer; status None if it gave none.
+        A pooled connection the server had closed (reset or disconnected before any answer)
+        is retried once on a fresh one: scoring has no side effect, and the race is the
+        pool's, not the predictor's failure."""
         assert self._session is not None
-        try:
-            async with self._session.post(
-                route.url + self.path, data=body, headers={"Content-Type": "application/json"}
-            ) as resp:
-                return resp.status, await resp.read(), resp.content_type or "application/json"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:300].encode(), "text/plain"
+        for attempt in range(2):
+            try:
+                async with self._session.post(
+                    route.url + self.path, data=body, headers={"Content-Type": "application/json"}
+                ) as resp:
+                    return resp.status, await resp.read(), resp.content_type or "application/json"
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if attempt or isinstance(exc, aiohttp.ClientConnectorError):
+                    return None, f"{type(exc).__name__}: {exc}"[:300].encode(), "text/plain"
+                self.stats["retried_stale_connection"] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return None, f"{type(exc).__name__}: {exc}"[:300].encode(), "text/plain"
+        raise AssertionError("unreachable")
 
     def _mirror(self, shadow: Route, body: bytes) -> None:
         if self._shadow_inflight >= self.config.max_shadow_inflight:
