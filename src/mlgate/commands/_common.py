@@ -13,10 +13,10 @@ from typing import Any, Protocol
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mlgate.config import PlatformSettings, load_settings
 from mlgate.errors import EXIT_BAD_INPUT, MlgateError, install_log_redaction, redact
+from mlgate.progress import bar
 from mlgate.workspace import ENV_VAR, Workspace
 
 console = Console(stderr=True, soft_wrap=True)
@@ -65,22 +65,7 @@ def progress(label: str, *, quiet: bool = False) -> Iterator[Say]:
     if quiet or not console.is_terminal:
         yield _silent
         return
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def say(message: str, fraction: float | None = None, /) -> None:
-            if fraction is None:
-                bar.update(task, description=f"{label}: {message}")
-            else:
-                bar.update(task, description=f"{label}: {message}", total=1.0, completed=fraction)
-
+    with bar(console, label) as say:
         yield say
 
 

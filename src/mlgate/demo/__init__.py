@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mlgate.config import PlatformSettings
+from mlgate.progress import Say, bar
 
 # The story of issue 17, in the order a new user reads it.
 CHAPTERS: dict[int, str] = {
@@ -36,7 +36,6 @@ CHAPTERS: dict[int, str] = {
     5: "A bad candidate is stopped; what ran when, and why",
 }
 LOG_NAME = "demo.log"
-Say = Callable[..., None]
 
 
 @dataclass
@@ -59,30 +58,13 @@ class DemoContext:
         is one), every message in the log."""
 
         def log(message: str, fraction: float | None = None, /) -> None:
-            self.console.print(f"  [dim]{label}: {message}[/]", highlight=False)
+            self.console.print(f"  {label}: {message}", markup=False, highlight=False)
 
         term = self.terminal
         if term is None or term is self.console or not term.is_terminal:
             yield log
             return
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=term,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(label, total=None)
-
-            def say(message: str, fraction: float | None = None, /) -> None:
-                log(message)
-                desc = f"{label}: {message}"[:100]
-                if fraction is None:
-                    bar.update(task, description=desc)
-                else:
-                    bar.update(task, description=desc, total=1.0, completed=fraction)
-
+        with bar(term, label, also=log) as say:
             yield say
 
 

@@ -24,11 +24,20 @@ from mlgate.gates.monitor_run import run_monitor, write_monitor_report
 
 COLOR = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
 SCENARIO = "covariate_drift"
-FAST_WINDOW_DAYS = 60  # the 20k world has too few applications in the policy's 30 days
+FAST_WINDOW_DAYS = 60  # a 20k world has too few applications in the policy's 30 days
 
 
 def run(ctx: DemoContext) -> dict[str, Any]:
+    """The monitor on the later world (`--fast` skips it)."""
     model = acts.model_name(ctx)
+    if ctx.fast:
+        # A second world and a monitor over its whole history are a minute on 2 cores; the
+        # monitor and its alert are tested in tests/test_gates_monitor.py.
+        ctx.say(
+            "fast mode: monitor skipped (tests/test_gates_monitor.py runs it); "
+            f"`mlgate monitor --model {model} --env prod`"
+        )
+        return {"status": "skipped (fast)"}
     later = ctx.settings.ws().sub("data", "world-later")
     spec = load_world_spec([SCENARIO], n_applications=acts.world_size(ctx), seed=ctx.settings.seed)
     with ctx.progress("months pass: the world as it turned out") as say:
