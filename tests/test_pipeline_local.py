@@ -1,8 +1,11 @@
 """The training pipeline end to end with Kubeflow's local runner, every task isolated as a pod.
 
-Every task runs in its own empty workspace, removed when it ends (mlgate.pipelines.local), and
-reaches only the artifacts and real services: an `mlflow server` process, a GitOps remote (a
-bare repository) and the session's small world as the data source (tests/fixtures/world.py).
+Every task runs inside the pushed platform image (tests/fixtures/platform_image.py, by digest),
+started as a container runner starts a pod (mlgate.packaging.container_run.image_tasks): the
+image's Python and project files, uid 10001, a read-only root, its own empty workspace removed
+when it ends (mlgate.pipelines.local), and mounted only the pipeline root (the artifacts) and
+the volumes a pod would get: the data source, the reviewed policies, the GitOps remote (a bare
+repository, read-only). It reaches the real `mlflow server` process over loopback.
 A first run with a policy whose sample-size minimums suit the small world registers version 1
 and passes every gate; its images are configured as built elsewhere (`image_build=skip`) and
 none was built for the new version, so the promotion step proposes nothing and says so. A CI
@@ -22,6 +25,7 @@ import pytest
 import yaml
 
 from mlgate.config import REPO_ROOT, load_settings
+from mlgate.packaging.container_run import Bind, image_tasks
 from mlgate.pipelines.local import LocalRunResult, run_local
 from tests.fixtures.services import gitops_remote
 
@@ -64,7 +68,10 @@ def _report(run: LocalRunResult) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def pipeline_runs(
-    tmp_path_factory: pytest.TempPathFactory, small_world: Any, mlflow_service: str
+    tmp_path_factory: pytest.TempPathFactory,
+    platform_image_pushed: Any,
+    small_world: Any,
+    mlflow_service: str,
 ) -> dict[str, Any]:
     from mlgate.pipelines.steps import release
     from mlgate.records.tags import image_tags
@@ -78,10 +85,13 @@ def pipeline_runs(
     (ws / "data").mkdir(parents=True)
     (ws / "data" / "world").symlink_to(small_world[0], target_is_directory=True)
     out: dict[str, Any] = {"ws": ws}
+    remote = gitops_remote(root)
+    run_policies = root / "run-policies"  # policies handed to a run as a parameter
+    run_policies.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_WORKSPACE", str(ws))
         mp.setenv("MLGATE_MLFLOW__TRACKING_URI", mlflow_service)
-        mp.setenv("MLGATE_GITOPS__REMOTE", str(gitops_remote(root)))
+        mp.setenv("MLGATE_GITOPS__REMOTE", str(remote))
         # The small world's policy is this run's reviewed policy (the platform's setting):
         # promote verifies a report only against the policy in force, never a run's argument.
         reviewed = root / "policies"
@@ -92,24 +102,44 @@ def pipeline_runs(
         settings = load_settings()
         data = {"data_source": str(small_world[0]), "image_build": "skip"}
         events: list[tuple[str, str]] = []
-        out["pass"] = run_local(
-            "training",
-            settings,
-            arguments={"policy": "", **data},
-            progress=lambda task, what: events.append((task, what)),
-        )
-        out["events"] = events
-        # A CI job builds version 1's image and records it where pods find it: MLflow.
-        repo, digest = IMAGE.split("@")
-        tag_version(settings, "credit_risk", "1", image_tags(repo, digest))
-        out["promotion"] = release.open_promotion(
-            "credit_risk", "1", "dev", "", str(_report_files(out["pass"])), str(root / "pr.json")
-        )
-        out["fail"] = run_local(
-            "training",
-            settings,
-            arguments={"policy": str(_policy(root / "fail.yaml", min_auc=0.99)), **data},
-        )
+        volumes = [
+            Bind(path=str(ws / "kfp"), writable=True),  # the pipeline root: artifacts, settings
+            Bind(path=str(small_world[0])),
+            Bind(path=str(reviewed)),
+            Bind(path=str(run_policies)),
+            Bind(path=str(remote)),
+        ]
+        (ws / "kfp").mkdir(parents=True)
+        pushed = platform_image_pushed
+        with image_tasks(pushed.settings, pushed.image, volumes) as wrap:
+            out["pass"] = run_local(
+                "training",
+                settings,
+                arguments={"policy": "", **data},
+                progress=lambda task, what: events.append((task, what)),
+                wrap=wrap,
+            )
+            out["events"] = events
+            # A CI job builds version 1's image and records it where pods find it: MLflow.
+            repo, digest = IMAGE.split("@")
+            tag_version(settings, "credit_risk", "1", image_tags(repo, digest))
+            out["promotion"] = release.open_promotion(
+                "credit_risk",
+                "1",
+                "dev",
+                "",
+                str(_report_files(out["pass"])),
+                str(root / "pr.json"),
+            )
+            out["fail"] = run_local(
+                "training",
+                settings,
+                arguments={
+                    "policy": str(_policy(run_policies / "fail.yaml", min_auc=0.99)),
+                    **data,
+                },
+                wrap=wrap,
+            )
         out["settings"] = settings
     return out
 

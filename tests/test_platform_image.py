@@ -112,3 +112,29 @@ def test_the_image_content_hash_follows_the_project_files(
     policy = copy / "config" / "policies" / "credit_risk.yaml"
     policy.write_text(policy.read_text() + "\n# reviewed change\n")
     assert project_hash() != before
+
+
+def test_the_environment_layer_holds_the_lock_and_the_platform_layer_only_mlgate() -> None:
+    """The cached environment layer installs every locked wheel and not mlgate (which changes
+    with every commit); the platform image FROM it installs only mlgate, --no-deps."""
+    from mlgate.packaging.containerfile import render_env
+
+    env = render_env("localhost/mlgate-base:abc", "pip-24.3.1-py3-none-any.whl")
+    assert "-r /wheelhouse/requirements.txt" in env and "mlgate.txt" not in env
+    assert "useradd --system --uid 10001" in env
+    top = render(_spec("platform").model_copy(update={"base": "localhost/mlgate-platform-env:k"}))
+    assert top.splitlines()[2] == "FROM localhost/mlgate-platform-env:k"
+    assert "--no-deps -r /wheelhouse/mlgate.txt" in top and "requirements.txt" not in top
+
+
+def test_the_environment_layer_key_follows_base_lock_and_containerfile() -> None:
+    """A new lock, base or install recipe is a new environment layer, never a stale reuse."""
+    from mlgate.packaging.env_layer import env_key
+    from mlgate.packaging.wheelhouse import Wheelhouse
+
+    wh = Wheelhouse(path="/x", lock_hash="lock-a", wheels=[], pip_wheel="pip.whl")
+    key = env_key("base-1", wh, "FROM b\n")
+    assert key == env_key("base-1", wh, "FROM b\n")
+    assert key != env_key("base-2", wh, "FROM b\n")
+    assert key != env_key("base-1", wh.model_copy(update={"lock_hash": "lock-b"}), "FROM b\n")
+    assert key != env_key("base-1", wh, "FROM c\n")

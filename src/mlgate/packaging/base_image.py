@@ -29,6 +29,8 @@ from mlgate.packaging import tools
 
 SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv", "ca-certificates")
+# The platform image's steps also read and push the GitOps repository with the git CLI.
+PLATFORM_INCLUDE = (*INCLUDE, "git")
 # Removed from the base before it is tarred: no pip (and no pip wheel for ensurepip) in any layer.
 STRIP = ("usr/share/python-wheels", "var/cache/apt/archives", "var/lib/apt/lists")
 
@@ -85,7 +87,7 @@ def base_key(mirror: str, suite: str = SUITE, include: tuple[str, ...] = INCLUDE
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _build_rootfs_tar(mirror: str, key: str) -> Path:
+def _build_rootfs_tar(mirror: str, key: str, include: tuple[str, ...]) -> Path:
     """debootstrap once into the cache; concurrent callers wait on a lock file."""
     out = cache_root() / "base" / key
     tar = out / "rootfs.tar"
@@ -102,7 +104,7 @@ def _build_rootfs_tar(mirror: str, key: str) -> Path:
         with tempfile.TemporaryDirectory(prefix="mlgate-debootstrap-", dir=out) as tmp:
             root = Path(tmp) / "rootfs"
             cmd = [
-                "debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}",
+                "debootstrap", "--variant=minbase", f"--include={','.join(include)}",
                 SUITE, str(root), mirror,
             ]  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -122,8 +124,11 @@ def _build_rootfs_tar(mirror: str, key: str) -> Path:
     return tar
 
 
-def ensure_base(configured: str | None, mirror: str | None = None) -> BaseImage:
-    """The configured base if it exists locally or can be pulled; else the debootstrap one."""
+def ensure_base(
+    configured: str | None, mirror: str | None = None, include: tuple[str, ...] = INCLUDE
+) -> BaseImage:
+    """The configured base if it exists locally or can be pulled; else the debootstrap one
+    with the Debian packages `include` names (each set is its own cached base)."""
     if configured:
         local = tools.buildah(["inspect", "--type", "image", configured], check=False)
         if local.returncode == 0:
@@ -136,7 +141,7 @@ def ensure_base(configured: str | None, mirror: str | None = None) -> BaseImage:
             " (unset image.base_image to build one from Debian packages)"
         )
     mirror = mirror or debian_mirror()
-    key = base_key(mirror)
+    key = base_key(mirror, include=include)
     ref = f"localhost/mlgate-base:{key}"
     status = cache_root() / "base" / key / "dpkg-status"
     # Reuse the built base only together with its package list: without it the SBOM would
@@ -146,7 +151,7 @@ def ensure_base(configured: str | None, mirror: str | None = None) -> BaseImage:
         and tools.buildah(["inspect", "--type", "image", ref], check=False).returncode == 0
     ):
         return BaseImage(reference=ref, source="debootstrap", key=key, dpkg_status=str(status))
-    tar = _build_rootfs_tar(mirror, key)
+    tar = _build_rootfs_tar(mirror, key, include)
     ctr = tools.buildah(["from", "scratch"]).stdout.strip()
     try:
         tools.buildah(["add", ctr, str(tar), "/"])

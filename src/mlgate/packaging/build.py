@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,8 +29,9 @@ from mlgate import __version__
 from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.packaging import registry, tools
-from mlgate.packaging.base_image import BaseImage, debian_mirror, ensure_base
+from mlgate.packaging.base_image import PLATFORM_INCLUDE, BaseImage, debian_mirror, ensure_base
 from mlgate.packaging.containerfile import LABEL_PREFIX, ContainerfileSpec, render
+from mlgate.packaging.env_layer import ensure_env_layer
 from mlgate.packaging.lockfile import read_lock
 from mlgate.packaging.model_artifact import export_model, lineage, resolve_version, tree_hash
 from mlgate.packaging.sbom import dpkg_packages, make_sbom, write_sbom
@@ -42,6 +42,7 @@ from mlgate.packaging.wheelhouse import (
     ensure_wheelhouse,
     source_hash,
 )
+from mlgate.packaging.wheelhouse import stage as stage_wheels
 from mlgate.records.builds import PLATFORM_REPOSITORY, BuildRecord, read_record, write_record
 from mlgate.records.tags import image_tags
 from mlgate.serving.server import model_repository, serving_ranges
@@ -81,24 +82,9 @@ def _image_id(ref: str) -> str:
     return proc.stdout.strip()
 
 
-def _place(src: Path, dst: Path) -> None:
-    """Hard-link when possible (the cached wheelhouse is large), else copy."""
-    try:
-        os.link(src, dst)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise
-        shutil.copy2(src, dst)
-
-
-def _stage_wheelhouse(wh: Wheelhouse, ctx: Path) -> list[LockedWheel]:
+def _stage_wheelhouse(wh: Wheelhouse, ctx: Path, *, third_party: bool) -> list[LockedWheel]:
     dst = ctx / "wheelhouse"
-    (dst / ".pip").mkdir(parents=True)
-    src = Path(wh.path)
-    for f in src.glob("*.whl"):
-        _place(f, dst / f.name)
-    _place(src / ".pip" / wh.pip_wheel, dst / ".pip" / wh.pip_wheel)
-    shutil.copy2(src / "requirements.txt", dst / "requirements.txt")
+    stage_wheels(wh, dst, third_party=third_party)
     own = build_mlgate_wheel(dst)
     (dst / "mlgate.txt").write_text(f"{own.name}=={own.version} --hash=sha256:{own.sha256}\n")
     return [*wh.wheels, own]
@@ -148,11 +134,7 @@ class _Build:
 
     def build(self, local: str, created: str) -> None:
         self.created_tags.append(local)
-        tools.buildah(
-            ["build", "--isolation", "chroot", "--layers=false", "--pull=never",
-             "--build-arg", f"CREATED={created}", "-f", str(self.ctx / "Containerfile"),
-             "-t", local, str(self.ctx)],
-        )  # fmt: skip
+        tools.build(self.ctx, local, {"CREATED": created})
 
     def push(self, local: str, reference: str) -> str:
         tools.buildah(["tag", local, reference])
@@ -198,7 +180,8 @@ def _stage(
     stage_extra: Callable[[Path], None],
 ) -> ContainerfileSpec:
     """Write the whole build context (see mlgate.packaging.containerfile) into `ctx`."""
-    wheels = _stage_wheelhouse(wh, ctx)
+    # The platform image's locked environment is its FROM (mlgate.packaging.env_layer).
+    wheels = _stage_wheelhouse(wh, ctx, third_party=kind != "platform")
     stage_extra(ctx)
     debian = dpkg_packages(Path(base.dpkg_status)) if base.dpkg_status else []
     sbom = make_sbom(image_name=repository, image_version=version, wheels=wheels, debian=debian)
@@ -445,9 +428,14 @@ def build_platform_image(
     if push:
         tools.require("skopeo")
         registry.require_up(settings)
-    base = ensure_base(settings.image.base_image, settings.image.debian_mirror or debian_mirror())
+    base = ensure_base(
+        settings.image.base_image,
+        settings.image.debian_mirror or debian_mirror(),
+        PLATFORM_INCLUDE,
+    )
     say("wheelhouse (the whole requirements.lock)")
     wh = ensure_wheelhouse(platform_requirements())
+    env = ensure_env_layer(base, wh, progress=say)
     labels = {
         "org.opencontainers.image.title": "mlgate platform",
         "org.opencontainers.image.version": __version__,
@@ -455,7 +443,7 @@ def build_platform_image(
     }
     parts = {
         "kind": "platform",
-        "base": _image_id(base.reference),
+        "base": _image_id(env.reference),
         "wheelhouse": wh.lock_hash,
         "mlgate": source_hash(),
         "project": project_hash(),
@@ -463,6 +451,6 @@ def build_platform_image(
     }
     return _run(
         settings, model=PLATFORM_REPOSITORY, version=__version__, push=push, progress=say,
-        labels=labels, hash_parts=parts, wh=wh, base=base, kind="platform",
+        labels=labels, hash_parts=parts, wh=wh, base=env, kind="platform",
         stage_extra=stage_project,
     )  # fmt: skip

@@ -86,6 +86,15 @@ def buildah(
     return proc
 
 
+def build(ctx: Path, tag: str, build_args: dict[str, str] | None = None) -> None:
+    """`buildah build` of ctx/Containerfile into the local image `tag`: chroot isolation, no
+    intermediate layers kept, nothing pulled (FROM names a local image)."""
+    args = ["build", "--isolation", "chroot", "--layers=false", "--pull=never"]
+    for key, value in sorted((build_args or {}).items()):
+        args += ["--build-arg", f"{key}={value}"]
+    buildah([*args, "-f", str(ctx / "Containerfile"), "-t", tag, str(ctx)])
+
+
 def skopeo(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     cmd = [require("skopeo"), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -29,6 +29,7 @@ mlgate itself is built as a wheel per build (its source changes more often than 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -213,6 +214,29 @@ def ensure_wheelhouse(
         wheels.append(_locked(match, policy, sha256=digest))
     pip_wheel = next((dest / ".pip").glob("pip-*.whl"))
     return Wheelhouse(path=str(dest), lock_hash=key, wheels=wheels, pip_wheel=pip_wheel.name)
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link when possible (the cached wheelhouse is large), else copy."""
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        shutil.copy2(src, dst)
+
+
+def stage(wh: Wheelhouse, dst: Path, *, third_party: bool = True) -> None:
+    """Put the wheelhouse into a build context's `dst`: pip's wheel (it runs the install) and,
+    unless the environment is already in an earlier layer, every locked wheel and the hashed
+    requirements.txt."""
+    (dst / ".pip").mkdir(parents=True)
+    src = Path(wh.path)
+    _place(src / ".pip" / wh.pip_wheel, dst / ".pip" / wh.pip_wheel)
+    if third_party:
+        for f in src.glob("*.whl"):
+            _place(f, dst / f.name)
+        shutil.copy2(src / "requirements.txt", dst / "requirements.txt")
 
 
 def build_mlgate_wheel(dest: Path) -> LockedWheel:

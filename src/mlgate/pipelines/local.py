@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel
@@ -45,6 +45,9 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import ConfigError
 from mlgate.gitops.repo import GitopsRepo, seed_embedded
 from mlgate.pipelines import catalog
+
+if TYPE_CHECKING:  # the hook's type only: running in an image is the caller's choice
+    from mlgate.packaging.container_run import TaskWrap
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '(?P<task>[^']+)'")
@@ -112,9 +115,6 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-TaskCommand = Callable[[list[str], dict[str, str], Path], list[str]]
-
-
 def _launch(command: list[str], env: dict[str, str], cwd: Path) -> int:
     """Start one task and copy its output to our stdout line by line (as kfp's runner does)."""
     with subprocess.Popen(
@@ -134,10 +134,11 @@ def _launch(command: list[str], env: dict[str, str], cwd: Path) -> int:
 
 
 @contextlib.contextmanager
-def isolated_tasks(root: Path, wrap: TaskCommand | None = None) -> Iterator[None]:
+def isolated_tasks(root: Path, wrap: TaskWrap | None = None) -> Iterator[None]:
     """While active, every task kfp's subprocess runner starts runs in a fresh, empty workspace
     under `root`, removed when the task ends. `wrap(command, env, workspace)` may rewrite the
-    command (to start it inside a container image, `mlgate.pipelines.in_image`)."""
+    command: `mlgate.packaging.container_run.image_tasks` starts it inside the platform image
+    as a container runner would (tests/test_pipeline_local.py runs the training pipeline so)."""
     from kfp.local import subprocess_task_handler as handler
 
     root.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def run_local(
     *,
     arguments: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
-    wrap: TaskCommand | None = None,
+    wrap: TaskWrap | None = None,
 ) -> LocalRunResult:
     """Run pipeline `name` with the local runner; returns what ran and the pipeline outputs.
 
@@ -237,7 +238,7 @@ def run_pipeline(
     *,
     arguments: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
-    wrap: TaskCommand | None = None,
+    wrap: TaskWrap | None = None,
 ) -> LocalRunResult:
     """Run a pipeline function (`@dsl.pipeline`) with the local runner, tasks isolated."""
     from kfp import local
