@@ -130,6 +130,8 @@ def test_every_application_arrives_as_a_v2_request_in_order_and_is_counted(stub)
     assert {i["name"]: i for i in state.bodies[5]["inputs"]}["age"]["data"] == [None]
     # one worker: the arrival order is the applications' order
     assert [b["inputs"][0]["data"][0] for b in state.bodies] == list(range(40))
+    # each request has its own V2 id (what pairs a shadow's answer with stable's)
+    assert len({b["id"] for b in state.bodies}) == 40 and all(b["id"] for b in state.bodies)
 
 
 def test_batches_and_bounded_concurrency(stub) -> None:

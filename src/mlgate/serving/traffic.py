@@ -12,6 +12,9 @@ paced to `rate` requests per second. Each answer is counted: answered (200, by t
 error (5xx, no answer). A failing predictor is what the canary analysis must notice, so errors
 are counted and reported, never raised.
 
+Each request carries its own V2 `id` (a fresh UUID), which the router forwards unchanged to
+the routed predictor and to a shadow: the shadow analysis pairs the two answers by it.
+
 The row key, entity key and application time travel as inputs beside the features (the
 runtime ignores inputs it does not score): the logged request then carries what the analysis
 joins outcomes and protected attributes by.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -151,7 +155,11 @@ def send(
         if not hasattr(local, "session"):
             local.session = requests.Session()
         pace.wait()
-        return _post(local.session, endpoint, v2_request(rows), timeout)
+        body = v2_request(rows)
+        # The V2 request's own id: the router forwards it unchanged to the routed predictor
+        # and the shadow alike, so the shadow analysis pairs the two answers by it.
+        body["id"] = str(uuid.uuid4())
+        return _post(local.session, endpoint, body, timeout)
 
     def count(result: tuple) -> None:
         status, body, puid = result
