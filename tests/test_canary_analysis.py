@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgate.canary.analysis import CanaryState, Traffic, judge
+from mlgate.canary.analysis import CanaryState, Traffic, judge, same_request_books
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.monitor import Expected
 from mlgate.gates.policy import GatePolicy
@@ -37,18 +37,18 @@ def state(weight: int = 10, hours: float = 2.0) -> CanaryState:
 
 
 def traffic(
-    n: int = 30_000, share: float = 0.3, early_factor: float = 1.0, penalty_b: float = 0.0
+    n: int = 30_000, share: float = 0.3, lenient: float = 1.0, penalty_b: float = 0.0
 ) -> Traffic:
     """Requests scored by both versions (the same calibrated PD unless the canary penalises
-    group B); early delinquency ~ 0.5 x PD (x early_factor on the canary's own loans)."""
+    group B or under-states risk: its PD x `lenient`); early delinquency ~ 0.5 x the true PD
+    (stable's), whichever version served: a loan's outcome is its applicant's."""
     w = world(n, seed=4)
     rng: np.random.Generator = w["rng"]  # type: ignore[assignment]
     pd_stable = w["weak_pd"]
     sex = rng.choice(["A", "B"], size=n)
-    pd_canary = np.where(sex == "B", pd_stable + penalty_b, pd_stable)
+    pd_canary = np.where(sex == "B", pd_stable + penalty_b, pd_stable) * lenient
     served = rng.random(n) < share
-    factor = np.where(served, early_factor, 1.0)
-    early = (rng.random(n) < np.minimum(0.5 * pd_stable * factor, 1)).astype(float)
+    early = (rng.random(n) < np.minimum(0.5 * pd_stable, 1)).astype(float)
     early[rng.random(n) < 0.4] = np.nan  # loans too young for an outcome
     return Traffic(
         scores=HoldoutScores(
@@ -97,7 +97,8 @@ def test_a_canary_that_declines_one_group_is_aborted(policy: GatePolicy) -> None
 
 
 def test_a_canary_whose_loans_go_bad_early_is_aborted(policy: GatePolicy) -> None:
-    v = judge(state(), traffic(early_factor=1.8), shared_drift(), EXPECTED, policy)  # type: ignore[arg-type]
+    # It under-states risk: it books the riskier applicants stable declines.
+    v = judge(state(), traffic(lenient=0.4), shared_drift(), EXPECTED, policy)  # type: ignore[arg-type]
     assert v.decision == "abort", v.reasons
     early = {g.name: g for g in v.report.gates}["early_delinquency"]
     assert early.status == "FAIL" and early.metrics["ratio"] > 1.3
@@ -125,3 +126,50 @@ def test_request_log_errors_name_the_file_and_column(tmp_path) -> None:  # type:
         read_requests(good, ["x"], {"2", "3"})
     with pytest.raises(BadInputError, match="file not found"):
         read_requests(tmp_path / "none.parquet", ["x"], {"1"})
+
+
+def test_versions_that_decide_alike_have_the_same_book(policy: GatePolicy) -> None:
+    """A retrain on the same data decides every request as stable does: its book is stable's,
+    whatever sampling noise separates the loans each happened to serve (the README's v2)."""
+    t = traffic(n=40_000, share=0.5)
+    mine = np.asarray(t.canary_served)
+    e = np.asarray(t.scores.early)
+    booked = np.isfinite(e) & (t.scores.pd_champion < 0.15)
+    served_rates = np.nanmean(e[booked & mine]), np.nanmean(e[booked & ~mine])
+    assert served_rates[0] != served_rates[1]  # the two halves differ by chance
+    books = same_request_books(t.scores.pd_challenger < 0.15, t.scores.pd_champion < 0.15, mine, e)
+    assert books.log_ratio == 0 and books.se == 0
+    assert books.canary_rate == books.stable_rate
+    early = {g.name: g for g in judge(state(50), t, shared_drift(), EXPECTED, policy).report.gates}  # type: ignore[arg-type]
+    assert early["early_delinquency"].status == "PASS"
+
+
+def test_the_books_estimate_what_each_version_would_book_on_all_requests() -> None:
+    """Loans only one version approves are seen only where it served: scaled by its share,
+    the estimate matches the rate of its whole book (known here, unknowable in production)."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    risk = rng.beta(1.2, 12, n)
+    bad = (rng.random(n) < risk).astype(float)
+    a_s = risk < 0.10
+    a_c = risk * 0.6 < 0.10  # lenient: books riskier applicants too
+    served = rng.random(n) < 0.2
+    seen = rng.random(n) < 0.7  # matured, whoever served
+    booked = np.where(served, a_c, a_s) & seen
+    early = np.where(booked, bad, np.nan)
+    books = same_request_books(a_c, a_s, served, early)
+    true_c, true_s = bad[a_c & seen].mean(), bad[a_s & seen].mean()
+    assert books.stable_rate == pytest.approx(true_s, rel=0.03)
+    assert books.canary_rate == pytest.approx(true_c, rel=0.05)
+    assert abs(books.log_ratio - np.log(true_c / true_s)) < 3 * books.se
+    assert books.canary_only_seen > 0 and books.stable_only_seen == 0
+
+
+def test_too_few_outcomes_where_the_versions_differ_waits(policy: GatePolicy) -> None:
+    t = traffic(n=30_000, share=0.3)
+    pd_c = np.asarray(t.scores.pd_challenger).copy()
+    pd_c[:40] = 0.0  # 40 requests only the canary approves: ~5 of them served and seen
+    t.scores.pd_challenger = pd_c
+    early = {g.name: g for g in judge(state(), t, shared_drift(), EXPECTED, policy).report.gates}  # type: ignore[arg-type]
+    assert early["early_delinquency"].status == "INCONCLUSIVE"
+    assert "decide differently" in early["early_delinquency"].summary
