@@ -235,7 +235,12 @@ def test_build_context_for_docker_buildx_is_the_same_containerfile(serving_world
     )
     assert proc.returncode == 0, proc.stderr
     text = (out / "Containerfile").read_text()
-    assert "FROM docker.io/library/python:3.11-slim-bookworm" in text
+    # No cached environment layer there: the file builds it as its first stage, from the
+    # wheels in the context, and the image stage is FROM that stage.
+    assert "FROM docker.io/library/python:3.11-slim-bookworm AS env" in text
+    assert "\nFROM env\n" in text and "localhost/" not in text
+    locked = (out / "wheelhouse" / "requirements.txt").read_text()
+    assert "mlserver==" in locked and list((out / "wheelhouse").glob("mlserver-*.whl"))
     sbom = "sha256:" + hashlib.sha256((out / "sbom.cdx.json").read_bytes()).hexdigest()
     assert f'io.mlgate.sbom.digest="{sbom}"' in text
     assert (out / "model" / "MLmodel").is_file()

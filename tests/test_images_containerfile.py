@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mlgate.cli import app
 from mlgate.packaging.base_image import base_key, debian_mirror
 from mlgate.packaging.build import platform_requirements
-from mlgate.packaging.containerfile import ContainerfileSpec, render
+from mlgate.packaging.containerfile import ContainerfileSpec, render, render_env
 from mlgate.packaging.sbom import make_sbom
 from mlgate.packaging.wheelhouse import LockedWheel, ensure_wheelhouse
 
@@ -30,12 +30,17 @@ def _spec(kind: str) -> ContainerfileSpec:
 def test_model_server_containerfile_installs_locked_wheels_only_and_runs_non_root() -> None:
     text = render(_spec("model-server"))
     assert text == render(_spec("model-server"))  # deterministic: created is a build argument
-    assert text.splitlines()[2] == "FROM localhost/mlgate-base:abc"
+    assert text.splitlines()[2] == "FROM localhost/mlgate-base:abc"  # the environment layer
     assert "RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse" in text
-    assert "venv --without-pip /opt/mlgate/venv" in text
-    assert text.count("--no-index") == 2 and text.count("--require-hashes") == 2
-    assert "rm -rf /usr/share/python-wheels" in text
-    assert "COPY wheelhouse" not in text  # wheels never land in a layer
+    # On the cached environment layer, the image's own layer installs mlgate only, hashed.
+    assert "venv --without-pip" not in text and "requirements.txt" not in text
+    assert text.count("--no-index") == 1 and text.count("--require-hashes") == 1
+    assert "--no-deps -r /wheelhouse/mlgate.txt" in text
+    env = render_env("localhost/mlgate-base:abc", "pip-24.3.1-py3-none-any.whl", "model-server")
+    assert "venv --without-pip /opt/mlgate/venv" in env and "mlgate.txt" not in env
+    assert "--require-hashes --find-links /wheelhouse -r /wheelhouse/requirements.txt" in env
+    assert "rm -rf /usr/share/python-wheels" in env and "useradd --system --uid 10001" in env
+    assert "COPY wheelhouse" not in text + env  # wheels never land in a layer
     assert "COPY model /opt/mlgate/model" in text
     assert "USER 10001:10001" in text and 'VOLUME ["/tmp"]' in text
     assert 'io.mlgate.git.commit="a\\"b"' in text  # label values are quoted
@@ -44,6 +49,21 @@ def test_model_server_containerfile_installs_locked_wheels_only_and_runs_non_roo
         'ENTRYPOINT ["/opt/mlgate/venv/bin/python", "-m", "mlgate.serving.launch", "start", '
         '"/opt/mlgate/mlserver"]'
     )
+
+
+def test_another_builders_containerfile_is_the_environment_stage_then_the_same_image() -> None:
+    """docker buildx has no cached environment layer: the file builds it as its first stage,
+    and the image stage is byte for byte what a local build renders, FROM that stage."""
+    local = render(_spec("model-server"))
+    spec = _spec("model-server").model_copy(update={"env_base": "docker.io/library/python:3"})
+    text = render(spec)
+    assert text == render(spec)
+    env, image = text.split("\n\n# Image kind: model-server\n")
+    assert env.splitlines()[2] == "FROM docker.io/library/python:3 AS env"
+    alone = render_env("docker.io/library/python:3", spec.pip_wheel, "model-server")
+    assert env.replace(" AS env\n", "\n", 1) + "\n" == alone
+    assert image.splitlines()[0] == "FROM env"
+    assert image.splitlines()[1:] == local.splitlines()[3:]
 
 
 def test_platform_containerfile_and_its_pins_include_kfp() -> None:

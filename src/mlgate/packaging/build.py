@@ -1,10 +1,11 @@
 """Build (and push) the model-server image of one registered version, or the platform image.
 
 One path for both kinds: stage a build context (wheelhouse, model, MLServer settings, SBOM,
-the generated Containerfile), `buildah build` it from the base image, push it to the registry
+the generated Containerfile), `buildah build` it from the kind's environment layer (the base +
+the locked wheels, cached per machine: mlgate.packaging.env_layer), push it to the registry
 and read the digest back with skopeo. The tag is `<registry>/<model>:<version>-<content hash>`;
-the content hash covers everything that goes into the image (base image id, wheel lock, mlgate
-source, model artifact, MLServer settings, lineage labels), so rebuilding an unchanged version
+the content hash covers everything that goes into the image (base image id, environment layer
+key, wheel lock, mlgate source, model artifact, MLServer settings, lineage labels), so rebuilding an unchanged version
 finds its reference already in the registry and returns it without building (a no-op).
 
 The build record `<workspace>/images/<model>/<version>.json` (repository, reference, digest,
@@ -30,7 +31,7 @@ from mlgate.config import REPO_ROOT, PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.packaging import registry, tools
 from mlgate.packaging.base_image import PLATFORM_INCLUDE, BaseImage, debian_mirror, ensure_base
-from mlgate.packaging.containerfile import LABEL_PREFIX, ContainerfileSpec, render
+from mlgate.packaging.containerfile import LABEL_PREFIX, ContainerfileSpec, render, render_env
 from mlgate.packaging.env_layer import ensure_env_layer
 from mlgate.packaging.lockfile import read_lock
 from mlgate.packaging.model_artifact import export_model, lineage, resolve_version, tree_hash
@@ -178,10 +179,14 @@ def _stage(
     kind: str,
     model: str,
     stage_extra: Callable[[Path], None],
+    env_base: str | None = None,
 ) -> ContainerfileSpec:
-    """Write the whole build context (see mlgate.packaging.containerfile) into `ctx`."""
-    # The platform image's locked environment is its FROM (mlgate.packaging.env_layer).
-    wheels = _stage_wheelhouse(wh, ctx, third_party=kind != "platform")
+    """Write the whole build context (see mlgate.packaging.containerfile) into `ctx`.
+
+    The locked environment is the FROM (mlgate.packaging.env_layer), so the context holds only
+    the mlgate wheel; with `env_base` (another builder) it holds every wheel, for the file's
+    `env` stage. The SBOM lists every wheel either way: it describes the whole image."""
+    wheels = _stage_wheelhouse(wh, ctx, third_party=env_base is not None)
     stage_extra(ctx)
     debian = dpkg_packages(Path(base.dpkg_status)) if base.dpkg_status else []
     sbom = make_sbom(image_name=repository, image_version=version, wheels=wheels, debian=debian)
@@ -192,6 +197,7 @@ def _stage(
         pip_wheel=wh.pip_wheel,
         labels={**labels, SBOM_LABEL: sbom_digest},
         model=model if kind == "model-server" else None,
+        env_base=env_base,
     )
     (ctx / "Containerfile").write_text(render(spec))
     return spec
@@ -273,7 +279,7 @@ class _ModelInputs:
     number: str
     labels: dict[str, str]
     wh: Wheelhouse
-    base: BaseImage
+    base: BaseImage  # the FROM: locally the cached environment layer, else the base image
     stage: Callable[[Path], None]
     parts: dict[str, str]
 
@@ -296,6 +302,14 @@ def _model_inputs(
         )
     say("wheelhouse")
     wh = ensure_wheelhouse()
+    if local:
+        # The locked runtime environment, once per machine: a version adds mlgate + its model.
+        base = ensure_env_layer(base, wh, progress=say, kind="model-server")
+        env_part = base.key or base.reference
+    else:  # the context's Containerfile builds the environment as its first stage
+        env_part = hashlib.sha256(
+            render_env(base.reference, wh.pip_wheel, "model-server").encode()
+        ).hexdigest()
     labels = {
         "org.opencontainers.image.title": f"{model} model server",
         "org.opencontainers.image.version": number,
@@ -325,6 +339,7 @@ def _model_inputs(
     parts = {
         "kind": "model-server",
         "base": _image_id(base.reference) if local else base.reference,
+        "env": env_part,
         "wheelhouse": wh.lock_hash,
         "mlgate": source_hash(),
         "model": tree_hash(artifact),
@@ -364,7 +379,9 @@ def stage_model_context(
 ) -> ContainerfileSpec:
     """Write the model-server build context to `dest` for another builder (docker buildx).
 
-    The Containerfile's FROM names the base image reference; outside this machine set
+    The Containerfile is multi-stage: its `env` stage installs the locked environment FROM the
+    base image reference (what this machine caches as the environment layer), and the image
+    stage is the text a local build renders, FROM env. Outside this machine set
     `image.base_image` to one the builder can pull.
     """
     if dest.exists() and any(dest.iterdir()):
@@ -374,7 +391,7 @@ def stage_model_context(
     tmp = Path(tempfile.mkdtemp(prefix=".ctx-", dir=dest.parent if dest.parent.exists() else None))
     try:
         spec = _stage(tmp, repository, inp.number, inp.labels, inp.wh, inp.base, "model-server",
-                      model, inp.stage)  # fmt: skip
+                      model, inp.stage, env_base=inp.base.reference)  # fmt: skip
         if dest.exists():
             dest.rmdir()
         shutil.move(str(tmp), str(dest))
