@@ -19,7 +19,8 @@ import pytest
 
 from mlgate.gates.verdict import CANARY_CHECKS
 
-pytestmark = pytest.mark.slow
+# The fast demo runs in the module fixture: its own budget, not the global 900 s per test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
