@@ -17,7 +17,7 @@ from mlgate.canary.analysis import CanaryState, Traffic, judge
 from mlgate.canary.pnl import pnl_check, roll_rates
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy, SequentialPolicy
-from mlgate.gates.sequential import decide, mean_estimate, two_proportions
+from mlgate.gates.sequential import decide, decide_range, mean_estimate, two_proportions
 
 ALPHA = 0.05
 REPS, LOOKS, PER_LOOK = 600, 40, 50
@@ -159,7 +159,34 @@ def test_a_worse_pnl_canary_fails_once_enough_outcomes_matured() -> None:
     assert "roll rate" in res.summary
     # Too few matured loans where the versions disagree: WAIT, naming the count.
     thin = pnl_check(**_args(requests(100, 0.35), roll), policy=policy)
-    assert thin.status == "INCONCLUSIVE" and "matured loans (min 30)" in thin.summary
+    assert thin.status == "INCONCLUSIVE", thin.summary
+    assert "too few matured outcomes (min 30)" in thin.summary and "matured" in thin.summary
+
+
+def test_a_handful_of_differing_requests_is_bounded_not_waited_on() -> None:
+    """A retrain that decides 3 requests of 20,000 differently: their outcomes may never be
+    seen (30 needed), but even if every one defaulted the uplift is within the tolerance."""
+    policy = GatePolicy()
+    roll = roll_rates(*history(), "canary holdout")
+    t = requests(20_000, 1.0)
+    pd_c = np.asarray(t.scores.pd_champion).copy()
+    flip = np.flatnonzero(pd_c >= 0.15)[:3]
+    pd_c[flip] = 0.01  # the canary approves 3 applicants stable declines
+    t.scores.pd_challenger = pd_c
+    res = pnl_check(**_args(t, roll), policy=policy)
+    assert res.status == "PASS", res.summary
+    assert "bounded" in res.summary and "canary only: 3 requests" in res.summary
+    assert res.metrics["matured_canary_only"] < 30
+
+
+def test_decide_range_accepts_only_the_worst_case_and_rejects_only_the_best() -> None:
+    seq = GatePolicy().canary.sequential
+    kw = {"threshold": 0.26, "worse": "above", "margin": 0.26, "policy": seq}
+    assert decide_range(0.0, 0.1, 0.01, 10_000, **kw).decision == "accept"  # type: ignore[arg-type]
+    assert decide_range(0.0, 0.5, 0.01, 10_000, **kw).decision == "continue"  # type: ignore[arg-type]
+    assert decide_range(0.4, 0.5, 0.01, 10_000, **kw).decision == "reject"  # type: ignore[arg-type]
+    spread = decide_range(0.0, 0.5, 0.01, 10_000, **kw)  # type: ignore[arg-type]
+    assert spread.lower < 0.0 and spread.upper > 0.5
 
 
 def test_a_straddling_pnl_waits_and_says_what_would_end_the_wait() -> None:

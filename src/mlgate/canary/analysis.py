@@ -45,7 +45,7 @@ from mlgate.gates.monitor import Expected
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.registry import guarded
 from mlgate.gates.result import GateReport, GateResult, GateStatus
-from mlgate.gates.sequential import as_result, decide
+from mlgate.gates.sequential import as_result, decide_range
 from mlgate.gates.verdict import assemble
 
 Decision = Literal["advance", "promote", "wait", "abort"]
@@ -179,7 +179,11 @@ class Books(BaseModel):
     shared_loans: int  # booked by both: outcome seen whichever version served
     canary_only_seen: int  # loans only the canary books, outcome seen (canary served)
     stable_only_seen: int
-    short: list[str] = Field(default_factory=list)  # a differing set with too few outcomes
+    # A differing set with too few outcomes to estimate is bounded instead (all its loans bad
+    # or all good): the log ratio lies in [low, high], both log_ratio when none is bounded.
+    log_ratio_low: float
+    log_ratio_high: float
+    bounded: list[str] = Field(default_factory=list)
 
 
 def same_request_books(
@@ -200,7 +204,11 @@ def same_request_books(
     served; routing is random per request, so those seen are a random sample of the set, scaled
     by the share of the set that version served (inverse probability). The uncertainty is
     only in those differing sets (binomial, delta method, half a count added so a zero stays
-    finite); with no differing request the books are the same and so are their rates.
+    finite); with no differing request the books are the same and so are their rates. A
+    differing set with fewer than MIN_DIFFERING_OUTCOMES outcomes is not estimated but
+    bounded: its loans (the set's size x the share of booked loans whose outcome is seen) all
+    bad or all good, so a set of 2 requests in 5,000 barely moves the ratio and a large unseen
+    one keeps the check waiting (`gates.sequential.decide_range`).
     A request's outcome is NaN until it matures (and for declined requests); maturity does not
     depend on routing, so the seen share is the same in each set."""
     a_c = np.asarray(approve_canary, dtype=bool)
@@ -208,10 +216,13 @@ def same_request_books(
     served = np.asarray(canary_served, dtype=bool)
     e = np.asarray(early, dtype=float)
     seen = np.isfinite(e)
+    booked = np.where(served, a_c, a_s)
+    seen_share = float((booked & seen).sum()) / max(int(booked.sum()), 1)
     both = a_c & a_s & seen
     shared_bad, shared_n = float(e[both].sum()), int(both.sum())
-    parts: dict[str, tuple[float, float, float, int]] = {}  # name -> (bad, seen, var, m)
-    short: list[str] = []
+    # name -> (bad, seen loans, variance of bad, outcomes used, bounded size)
+    parts: dict[str, tuple[float, float, float, int, float]] = {}
+    bounded: list[str] = []
     for name, only, mine in (
         ("canary only", a_c & ~a_s, served),
         ("stable only", a_s & ~a_c, ~served),
@@ -220,28 +231,40 @@ def same_request_books(
         sampled = only & mine
         m_seen = int((sampled & seen).sum())
         if total == 0:
-            parts[name] = (0.0, 0.0, 0.0, 0)
-            continue
-        if m_seen < MIN_DIFFERING_OUTCOMES:
-            short.append(f"{name}: {m_seen} loans with an early outcome")
-        scale = total / max(int(sampled.sum()), 1)  # 1 / the share of the set this side served
-        k = float(e[sampled & seen].sum())
-        p = (k + 0.5) / (m_seen + 1.0)
-        # the set's seen loans at full scale, and the variance of its bad count at that scale
-        parts[name] = (scale * k, scale * m_seen, scale**2 * m_seen * p * (1 - p), m_seen)
-    bad_c, n_c, var_c, m_c = parts["canary only"]
-    bad_s, n_s, var_s, m_s = parts["stable only"]
-    x_c, d_c = shared_bad + bad_c + 0.5, shared_n + n_c + 1.0
-    x_s, d_s = shared_bad + bad_s + 0.5, shared_n + n_s + 1.0
+            parts[name] = (0.0, 0.0, 0.0, 0, 0.0)
+        elif m_seen < MIN_DIFFERING_OUTCOMES:
+            size = total * seen_share
+            bounded.append(f"{name}: {total} requests, {m_seen} early outcomes")
+            parts[name] = (0.0, 0.0, 0.0, m_seen, size)
+        else:
+            scale = total / max(int(sampled.sum()), 1)  # 1 / the share of the set it served
+            k = float(e[sampled & seen].sum())
+            p = (k + 0.5) / (m_seen + 1.0)
+            # the set's seen loans at full scale, and the variance of its bad count there
+            parts[name] = (scale * k, scale * m_seen, scale**2 * m_seen * p * (1 - p), m_seen, 0.0)
+    bad_c, n_c, var_c, m_c, size_c = parts["canary only"]
+    bad_s, n_s, var_s, m_s, size_s = parts["stable only"]
+
+    def log_ratio(extra_bad_c: float, extra_bad_s: float) -> float:
+        x_c = shared_bad + bad_c + extra_bad_c + 0.5
+        x_s = shared_bad + bad_s + extra_bad_s + 0.5
+        d_c, d_s = shared_n + n_c + size_c + 1.0, shared_n + n_s + size_s + 1.0
+        return float(np.log(x_c / d_c) - np.log(x_s / d_s))
+
+    x_c, x_s = shared_bad + bad_c + 0.5, shared_bad + bad_s + 0.5
+    point = float(np.log(x_c / (shared_n + n_c + 1.0)) - np.log(x_s / (shared_n + n_s + 1.0)))
     return Books(
         canary_rate=(shared_bad + bad_c) / max(shared_n + n_c, 1.0),
         stable_rate=(shared_bad + bad_s) / max(shared_n + n_s, 1.0),
-        log_ratio=float(np.log(x_c / d_c) - np.log(x_s / d_s)),
+        log_ratio=point,
         se=float(np.sqrt(var_c / x_c**2 + var_s / x_s**2)),
         shared_loans=shared_n,
         canary_only_seen=m_c,
         stable_only_seen=m_s,
-        short=short,
+        # low: the canary's bounded loans all good, stable's all bad; high: the reverse
+        log_ratio_low=log_ratio(0.0, size_s) if bounded else point,
+        log_ratio_high=log_ratio(size_c, 0.0) if bounded else point,
+        bounded=bounded,
     )
 
 
@@ -292,17 +315,10 @@ def early_check(
         canary_only_seen=books.canary_only_seen,
         stable_only_seen=books.stable_only_seen,
     )
-    if books.short:
-        return GateResult.inconclusive(
-            name,
-            "too few early outcomes where the versions decide differently: "
-            + ", ".join(books.short)
-            + f" (min {MIN_DIFFERING_OUTCOMES})",
-            **metrics,
-        )
     margin = float(np.log(limit))
-    ev = decide(
-        books.log_ratio,
+    ev = decide_range(
+        books.log_ratio_low,
+        books.log_ratio_high,
         books.se,
         n_c + n_s,
         threshold=margin,
@@ -322,6 +338,8 @@ def early_check(
         f"x{np.exp(books.log_ratio):.2f}, {1 - seq.alpha:.0%} {seq.method} CI "
         f"[x{lo:.2f}, x{hi:.2f}] vs limit x{limit}"
     )
+    if books.bounded:
+        summary += "; bounded, too few outcomes to estimate: " + ", ".join(books.bounded)
     wait = ev.wait_text("booked loans with an early outcome")
     return as_result(
         ev,

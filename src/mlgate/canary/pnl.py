@@ -39,7 +39,7 @@ from mlgate.gates.decisions import amounts, approve, row_profit
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.result import GateResult
-from mlgate.gates.sequential import as_result, decide
+from mlgate.gates.sequential import as_result, decide_range
 
 NAME = "pnl"
 # Matured loans needed in each set the versions decide differently before its mean is used:
@@ -164,6 +164,7 @@ def pnl_check(
             roll_source=roll.source,
         )
     estimate, var, short = 0.0, 0.0, []
+    bound_lo = bound_hi = 0.0  # the bounded sets' share of the uplift lies in [lo, hi]
     means: dict[str, float] = {}
     for name, (in_set, served_by_approver, sign) in sets.items():
         q = float(in_set.mean()) if n else 0.0
@@ -174,7 +175,17 @@ def pnl_check(
         if q == 0:
             continue
         if m < MIN_OUTCOMES:
-            short.append(f"{name.replace('_', ' ')}: {m} matured loans (min {MIN_OUTCOMES})")
+            # Too few outcomes to estimate the set's mean: bound it by every loan of the set
+            # defaulting or none (`gates.sequential.decide_range`): 2 requests in 5,000 barely
+            # move the uplift, a large unseen set keeps the check waiting.
+            ends = np.stack(
+                [sign * gain_at(np.ones(n))[in_set], sign * gain_at(np.zeros(n))[in_set]]
+            )
+            lo, hi = float(ends.min(axis=0).mean()), float(ends.max(axis=0).mean())
+            bound_lo += q * lo
+            bound_hi += q * hi
+            var += max(lo * lo, hi * hi) * q * (1 - q) / n
+            short.append(f"{name.replace('_', ' ')}: {int(in_set.sum())} requests, {m} matured")
             continue
         # Difference estimator: the gain stable's PD expects, known for every request of the
         # set, plus the matured loans' mean deviation from it. Unbiased whatever the PD's
@@ -195,21 +206,13 @@ def pnl_check(
             * (metrics["share_canary_only"] * metrics["share_stable_only"] / n)
         )
     wait_roll = "" if roll is not None else "; no roll rate from history (early outcomes unused)"
-    if short:
-        return GateResult.inconclusive(
-            NAME,
-            "too few matured outcomes where the versions decide differently: "
-            + ", ".join(short)
-            + wait_roll,
-            **metrics,
-        )
-    # Where the versions decide no request differently, their P&L on these requests is the
-    # same by construction: the observations are the requests themselves, not matured loans.
-    alike = not any(metrics[f"share_{k}"] for k in sets)
-    ev = decide(
-        estimate,
+    # Where the versions decide no request differently (or only in bounded sets), the
+    # observations are the requests themselves, not matured loans.
+    ev = decide_range(
+        estimate + bound_lo,
+        estimate + bound_hi,
         float(np.sqrt(max(var, 0.0))),
-        n if alike else sum(metrics[f"matured_{k}"] for k in sets),
+        sum(metrics[f"matured_{k}"] for k in means) if means else n,
         threshold=-tol,
         worse="below",
         margin=tol,
@@ -219,6 +222,11 @@ def pnl_check(
     seq = policy.canary.sequential
     ci = f"{1 - seq.alpha:.0%} {seq.method} CI [{ev.lower:+.2f}, {ev.upper:+.2f}]"
     summary = f"P&L uplift/request {estimate:+.2f}, {ci} vs tolerance {-tol:+.2f}"
+    if short:
+        summary += (
+            f"; bounded, too few matured outcomes (min {MIN_OUTCOMES}) to estimate: "
+            + ", ".join(short)
+        )
     if roll is not None:
         summary += f"; {roll.text()}"
     wait = ev.wait_text("matured loans decided differently")

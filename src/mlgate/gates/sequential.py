@@ -196,6 +196,40 @@ def decide(
     return Evidence(**base, lower=lo, upper=hi, decision=decision, e_value=e_value, n_needed=need)
 
 
+def decide_range(
+    low: float,
+    high: float,
+    se: float,
+    n: int,
+    *,
+    threshold: float,
+    worse: Worse,
+    margin: float,
+    policy: SequentialPolicy,
+) -> Evidence:
+    """The decision when part of the effect is known only to lie in a range: a set too small
+    to estimate (a handful of requests the versions decide differently, fewer outcomes than
+    the normal approximation needs) bounded by its worst and best case instead. Waiting on
+    such a set for its 30 outcomes would wait for ever when it holds 2 requests in 5,000;
+    bounding it is conservative: accept only if even the worst case is accepted, reject only
+    if even the best case is rejected (the error rate of `decide` holds at each bound, so it
+    holds for the truth between them)."""
+    bad, good = (high, low) if worse == "above" else (low, high)
+    ev_bad = decide(bad, se, n, threshold=threshold, worse=worse, margin=margin, policy=policy)
+    if low == high or ev_bad.decision == "accept":
+        return ev_bad
+    ev_good = decide(good, se, n, threshold=threshold, worse=worse, margin=margin, policy=policy)
+    if ev_good.decision == "reject":
+        return ev_good
+    return ev_bad.model_copy(
+        update={
+            "decision": "continue",
+            "lower": min(ev_bad.lower, ev_good.lower),
+            "upper": max(ev_bad.upper, ev_good.upper),
+        }
+    )
+
+
 def as_result(
     ev: Evidence,
     name: str,
