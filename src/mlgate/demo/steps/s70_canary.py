@@ -14,7 +14,8 @@ The predictors run from the venv runtime: only v1's image is a model server in t
 (chapter 2 built and ran it); later versions are pinned as labelled stand-in images.
 
 On PROMOTE the verdict opens its PR (`canary analyze --act`); otherwise the demo promotes on
-the prod gate report (break-glass when it is not a PASS). Then the story goes on as it does in
+the prod gate report as a break-glass (an override with its reason on record: only a canary
+analysis deciding PROMOTE is evidence for this change, a passing holdout report is not). Then the story goes on as it does in
 a bank: late defaults look worse, the canary promotion is rolled back (git revert, the version
 quarantined) and its canary aborted.
 """
@@ -160,9 +161,14 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     else:
         ctx.say(
             f"the analysis says {verdict.decision.upper()}; the demo promotes on the prod gate "
-            f"report of v{v2} vs v{v1} ({prod['overall']})"
+            f"report of v{v2} vs v{v1} ({prod['overall']}), as a recorded override"
         )
-        reason = prod["override_reason"]
+        # Only a canary analysis deciding PROMOTE is evidence for this change: anything else,
+        # a passing holdout report included, is a break-glass with its reason on record.
+        reason = prod["override_reason"] or (
+            f"demo: the canary analysis says {verdict.decision} after {len(frame)} replayed "
+            f"applications; promoted on the prod gate report ({prod['overall']})"
+        )
         pr = canary.promote_canary(
             settings, model, "prod", Path(prod["report_dir"]), override_reason=reason
         )
