@@ -126,7 +126,7 @@ def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
         log = fetch_requests(served["sink_read_url"], served["namespace"], served["deployment"],
                              since, token=token)  # fmt: skip
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        assert proc.wait(60) == 0
+        assert proc.wait(180) == 0  # a clean stop; under a loaded machine it has taken over 60 s
         _no_orphans(children, served)
     finally:
         if proc.poll() is None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -98,6 +99,26 @@ class _LogTap(io.TextIOBase):
 
     def flush(self) -> None:
         self._fh.flush()
+
+
+@contextlib.contextmanager
+def _no_stale_taps() -> Iterator[None]:
+    """kfp's local runner binds a root-logger handler to sys.stdout (our tap) and restores the
+    handlers it found when it ends; a run that ends mid-way can leave one bound to a tap whose
+    log file is closed, and the next run in the process then loses its task-status lines
+    ("I/O operation on closed file"). Drop handlers writing to a tap before and after a run."""
+
+    def drop() -> None:
+        root = logging.getLogger()
+        for h in root.handlers[:]:
+            if isinstance(getattr(h, "stream", None), _LogTap):
+                root.removeHandler(h)
+
+    drop()
+    try:
+        yield
+    finally:
+        drop()
 
 
 @contextlib.contextmanager
@@ -290,6 +311,7 @@ def run_pipeline(
         raise_on_error=False,
     )
     with (
+        _no_stale_taps(),
         open(log_path, "w", encoding="utf-8") as fh,
         _env(env),
         isolated_tasks(ws.sub("kfp", "tasks"), wrap),
