@@ -204,10 +204,20 @@ def test_cli_manifests_validate_json() -> None:
 
 @pytest.mark.slow
 def test_demo_step_promotes_on_gate_reports(workspace: Path, small_world: tuple[Path, Any]) -> None:
-    """Train v1, then the gitops step: gates per env, retrained v2, canary, rollback, abort."""
+    """Train v1, then the demo's promotion steps: gates per env, a retrained v2 as a canary
+    (served and replayed), rollback, abort, and a bad candidate stopped at the gates."""
     settings = workspace_with_world(workspace, small_world[0])
-    ctx = run_demo(settings, Console(record=True, width=120), fast=True, only=["train", "gitops"])
-    res = ctx.results["gitops"]
+    steps = ["train", "promote", "canary", "blocked"]
+    ctx = run_demo(settings, Console(record=True, width=120), fast=True, only=steps)
+    assert set(steps) <= set(ctx.results)
+    canary_res, blocked = ctx.results["canary"], ctx.results["blocked"]
+    res = {
+        "promotions": ctx.results["promote"]["promotions"] + canary_res["promotions"],
+        "versions": canary_res["versions"],
+        "status": blocked["status"],
+        "validate_ok": blocked["validate_ok"],
+        "blocked": blocked["blocked"],
+    }
     prod = res["status"]["models"][0]["envs"]["prod"]
     v1, v2 = res["versions"]
     assert v1 == ctx.results["train"]["version"] and v2 != v1
