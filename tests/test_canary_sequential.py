@@ -6,7 +6,9 @@ fixed-sample test re-run at every look exceeds it (why the canary needs the form
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -17,10 +19,37 @@ from mlgate.canary.analysis import CanaryState, Traffic, judge
 from mlgate.canary.pnl import pnl_check, roll_rates
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy, SequentialPolicy
-from mlgate.gates.sequential import decide, decide_range, mean_estimate, two_proportions
+from mlgate.gates.sequential import decide, decide_range
 
 ALPHA = 0.05
 REPS, LOOKS, PER_LOOK = 600, 40, 50
+
+
+# Textbook estimators fed to `decide` below: the always-valid property is the boundary's,
+# whatever the (asymptotically normal) estimate it is given.
+def mean_estimate(values: np.ndarray) -> tuple[float, float]:
+    """(mean, standard error) of independent observations."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        raise ValueError(f"a mean's standard error needs 2 observations, got {len(x)}")
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def two_proportions(
+    k1: int, n1: int, k2: int, n2: int, scale: Literal["difference", "log_ratio"] = "difference"
+) -> tuple[float, float]:
+    """(estimate, standard error) comparing proportion k1/n1 with k2/n2: their difference
+    (Wald), or the log of their ratio (delta method, half a count added to every cell so a
+    zero count stays finite)."""
+    if min(n1, n2) < 1:
+        raise ValueError(f"proportions need observations on both sides (n1={n1}, n2={n2})")
+    if scale == "log_ratio":
+        a, b = k1 + 0.5, k2 + 0.5
+        m1, m2 = n1 + 1.0, n2 + 1.0
+        est = math.log(a / m1) - math.log(b / m2)
+        return est, math.sqrt(1 / a - 1 / m1 + 1 / b - 1 / m2)
+    p1, p2 = k1 / n1, k2 / n2
+    return p1 - p2, math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
 
 
 def binomial_ceiling(p: float, reps: int) -> float:
