@@ -25,6 +25,7 @@ from typing import IO, Any
 from rich.console import Console
 
 from mlgate.config import PlatformSettings
+from mlgate.demo.page import write_page
 from mlgate.progress import Say, bar
 
 # The story of issue 17, in the order a new user reads it.
@@ -110,7 +111,6 @@ def run_demo(
     """Run the steps; the story on `console`, everything in `<workspace>/demo/demo.log`, and
     (unless `page=False`) the story's HTML page at the end. -> the context with every step's
     result and, under `results["_page"]`/`["_log"]`, the page's and the log's paths."""
-    from mlgate.demo.page import write_page
 
     log_path = demo_dir(settings) / LOG_NAME
     with log_path.open("w", encoding="utf-8") as handle:

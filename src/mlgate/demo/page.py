@@ -24,11 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mlgate.audit.lineage import lineage_at
+from mlgate.audit.mainline import Mainline
 from mlgate.config import PlatformSettings
 from mlgate.errors import MlgateError
 from mlgate.gates.monitor import MonitorReport
 from mlgate.gates.result import GateReport
 from mlgate.gitops.overlay import ENVS
+from mlgate.gitops.status import read_status
 
 PAGE_NAME = "index.html"
 COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "INCONCLUSIVE": "#9a6700"}
@@ -110,8 +113,6 @@ def _rel(target: Path, page_dir: Path) -> str:
 
 def timeline(settings: PlatformSettings) -> list[TimelineEvent]:
     """Every change mlgate wrote on main (first parent, oldest first): a merge is one step."""
-    from mlgate.audit.mainline import Mainline
-
     out = []
     for c in Mainline(settings).commits:
         t = c.trailers
@@ -156,8 +157,6 @@ def _reports(folder: Path, page_dir: Path, extra: tuple[str, ...]) -> list[tuple
 
 def collect(settings: PlatformSettings, page_dir: Path, now: datetime | None = None) -> PageData:
     """Read what the workspace holds into `PageData` (links relative to `page_dir`)."""
-    from mlgate.audit.lineage import lineage_at
-    from mlgate.gitops.status import read_status
 
     ws = settings.ws()
     reports = ws.root / "reports"
