@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlgate.commands._common import console, state
-from mlgate.demo import CHAPTERS, discover, run_demo
+from mlgate.demo import CHAPTERS, check_step_names, discover, run_demo
 
 COMMANDS = ("demo",)
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
                     f"(chapter {step.chapter}: {CHAPTERS.get(step.chapter, '')})"
                 )
             return
+        check_step_names(discover(), only, until)  # before the workspace is touched
         settings = state(ctx).settings()
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})

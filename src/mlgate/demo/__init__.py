@@ -26,6 +26,7 @@ from rich.console import Console
 
 from mlgate.config import PlatformSettings
 from mlgate.demo.page import write_page
+from mlgate.errors import BadInputError
 from mlgate.progress import Say, bar
 
 # The story of issue 17, in the order a new user reads it.
@@ -90,6 +91,18 @@ def discover() -> list[DemoStep]:
     return sorted(found, key=lambda s: (s.order, s.name))
 
 
+def check_step_names(steps: list[DemoStep], only: list[str] | None, until: str | None) -> None:
+    """Refuse a step name that names no step (`--only`, `--until`) before any work: a typo
+    would otherwise run nothing (`--only`) or everything (`--until`) and still say complete."""
+    names = [s.name for s in steps]
+    unknown = [n for n in [*(only or []), *([until] if until else [])] if n not in names]
+    if unknown:
+        raise BadInputError(
+            f"unknown demo step(s): {', '.join(repr(n) for n in dict.fromkeys(unknown))}; "
+            f"the steps are: {', '.join(names)} (`mlgate demo --list`)"
+        )
+
+
 def demo_dir(settings: PlatformSettings) -> Path:
     """Where the demo leaves its log and its page: `<workspace>/demo`."""
     return settings.ws().sub("demo")
@@ -110,8 +123,11 @@ def run_demo(
 ) -> DemoContext:
     """Run the steps; the story on `console`, everything in `<workspace>/demo/demo.log`, and
     (unless `page=False`) the story's HTML page at the end. -> the context with every step's
-    result and, under `results["_page"]`/`["_log"]`, the page's and the log's paths."""
+    result and, under `results["_page"]`/`["_log"]`, the page's and the log's paths. An
+    unknown step name in `only`/`until` is bad input, refused before anything is written."""
 
+    steps = discover()
+    check_step_names(steps, only, until)
     log_path = demo_dir(settings) / LOG_NAME
     with log_path.open("w", encoding="utf-8") as handle:
         ctx = DemoContext(
@@ -123,7 +139,7 @@ def run_demo(
         ctx.results["_log"] = str(log_path)
         console.print(f"full log: {log_path}", highlight=False)
         chapter = None
-        for step in discover():
+        for step in steps:
             if only and step.name not in only:
                 continue
             if step.chapter != chapter:

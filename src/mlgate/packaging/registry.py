@@ -44,17 +44,43 @@ def answering(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _pid(settings: PlatformSettings) -> int | None:
-    f = _dir(settings) / "registry.pid"
-    if not f.is_file():
-        return None
+def _serves_ours(pid: int, config: Path) -> bool:
+    """Is `pid` a docker-registry serving this workspace's config? (A recorded pid may have
+    been reused by another process since: that one is never signalled.)"""
     try:
-        pid = int(f.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (ValueError, ProcessLookupError, PermissionError):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) >= 3 and argv[1:3] == [b"serve", str(config).encode()]
+
+
+def _orphan(config: Path) -> int | None:
+    """A docker-registry serving this workspace's config that no pid file records: left by a
+    run killed (SIGKILL) between starting it and recording it."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _serves_ours(int(entry.name), config):
+            return int(entry.name)
+    return None
+
+
+def _pid(settings: PlatformSettings) -> int | None:
+    """The registry this workspace started, still running: the pid file's, else one found
+    serving this workspace's config (the registry outlives a killed `mlgate`: its own session)."""
+    d = _dir(settings)
+    f = d / "registry.pid"
+    config = d / "config.yml"
+    if f.is_file():
+        try:
+            pid = int(f.read_text().strip())
+        except ValueError:
+            pid = None
+        if pid is not None and _serves_ours(pid, config):
+            return pid
         f.unlink(missing_ok=True)
-        return None
+    found = _orphan(config)
+    if found is not None:
+        f.write_text(f"{found}\n")
+    return found
 
 
 def status(settings: PlatformSettings) -> RegistryStatus:
@@ -111,18 +137,21 @@ def up(
         cwd=d,
     )
     log.close()
+    # Recorded at once, not once it answers: a run killed while waiting must not leave a
+    # registry that `down` (or the next run) cannot find.
+    (d / "registry.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            (d / "registry.pid").unlink(missing_ok=True)
             tail = (d / "registry.log").read_text(errors="replace")[-800:]
             raise ExternalServiceError(
                 f"docker-registry exited ({proc.returncode}) at {addr}: {tail}"
             )
         if answering(addr, timeout=0.5):
-            (d / "registry.pid").write_text(f"{proc.pid}\n")
             return status(settings)
         time.sleep(0.1)
-    proc.terminate()
+    down(settings)
     raise ExternalServiceError(f"docker-registry did not answer at http://{addr}/v2/ in {timeout}s")
 
 
