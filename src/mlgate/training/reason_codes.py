@@ -19,13 +19,14 @@ the largest positive contributions (adverse-action notices usually give four).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from mlgate.training.pipeline import PDModel
+if TYPE_CHECKING:  # annotations only: the registry (and every git command) needs ReasonCode
+    from mlgate.training.pipeline import PDModel  # without importing sklearn
 
 
 class ReasonCode(BaseModel):
