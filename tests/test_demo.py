@@ -18,6 +18,12 @@ import numpy as np
 import pytest
 
 from mlgate.gates.verdict import CANARY_CHECKS
+from mlgate.serving.server import free_port
+
+# The demo's own registry address: the embedded default (127.0.0.1:5555) may be served by
+# another workspace's registry (a parallel test, a user's demo), which `registry up` would
+# reuse and its owner stop under this demo.
+REGISTRY = f"127.0.0.1:{free_port()}"
 
 # The fast demo runs in the module fixture: its own budget, not the global 900 s per test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -28,7 +34,8 @@ def demo_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     ws = tmp_path_factory.mktemp("demo") / "ws"
-    env = {**os.environ, "MLGATE_WORKSPACE": str(ws), "COLUMNS": "160"}
+    env = {**os.environ, "MLGATE_WORKSPACE": str(ws), "MLGATE_REGISTRY__ADDRESS": REGISTRY,
+           "COLUMNS": "160"}  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "mlgate.cli", "demo", "--fast"],
         capture_output=True,
@@ -41,7 +48,7 @@ def demo_run(
 
 
 def _mlgate(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLGATE_WORKSPACE": str(ws)}
+    env = {**os.environ, "MLGATE_WORKSPACE": str(ws), "MLGATE_REGISTRY__ADDRESS": REGISTRY}
     return subprocess.run(
         [sys.executable, "-m", "mlgate.cli", *args],
         capture_output=True,

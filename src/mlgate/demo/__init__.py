@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ CHAPTERS: dict[int, str] = {
     1: "The bank's world: applications, bureau, transactions, late outcomes",
     2: "v1: trained, gated, built and promoted dev -> stage -> prod by reviewed PRs",
     3: "Months pass: customers shift, the monitor on prod alerts",
-    4: "v2: a retrain served next to v1 as a canary, replayed traffic, the analysis decides",
+    4: "v2: a retrain in prod as a shadow, then a canary on replayed traffic; the analysis decides",
     5: "A bad candidate is stopped; what ran when, and why",
 }
 LOG_NAME = "demo.log"
@@ -149,9 +150,18 @@ def run_demo(
                 ctx.console.rule(heading)
             ctx.console.rule(f"{step.order:02d} {step.name}: {step.title}", characters="-")
             console.print(f"[bold]{step.title}[/]", highlight=False)
+            started = time.monotonic()
             ctx.results[step.name] = step.run(ctx)
+            seconds = ctx.results.setdefault("_seconds", {})
+            seconds[step.name] = round(time.monotonic() - started, 1)
+            ctx.console.print(f"step {step.name}: {seconds[step.name]:.0f} s", highlight=False)
             if until and step.name == until:
                 break
+        took = ctx.results.get("_seconds", {})
+        ctx.console.print(
+            "seconds per step: " + ", ".join(f"{k} {v:.0f}" for k, v in took.items()),
+            highlight=False,
+        )
         if page:
             out = write_page(settings)
             ctx.results["_page"] = str(out)
