@@ -312,3 +312,36 @@ def _trailer(world: AuditWorld, sha: str, field: str) -> str:
     t = parse_message(msg, sha)
     assert t is not None
     return str(getattr(t, field))
+
+
+def test_a_change_whose_release_pins_other_than_its_trailers_is_reported(
+    audit_env: AuditWorld,
+) -> None:
+    """A real canary start of v5 in prod, edited before it is pushed to main around the merge:
+    release.yaml now routes the canary slot to version 4 while the trailers (the lineage a
+    reviewer reads) still say 5. Check `release` names the field and both values."""
+    w = audit_env
+    settings = w.settings()
+    report = write_gate_report(settings, w.workspace.parent, "5", "prod")
+    pr = promote(settings, MODEL, "5", "prod", report)
+    bare = str(w.workspace / "gitops.git")
+    work = w.workspace.parent / "swapper"
+    git = ["git", "-C", str(work)]
+    with _main_restored(w):
+        subprocess.run(["git", "clone", "-q", bare, str(work)], check=True)
+        subprocess.run([*git, "fetch", "-q", "origin", pr.branch], check=True)
+        subprocess.run([*git, "cherry-pick", "FETCH_HEAD"], check=True, capture_output=True)
+        release = work / overlay_dir(MODEL, "prod") / "release.yaml"
+        text = release.read_text()
+        swapped = text.replace('canary_version: "5"', 'canary_version: "4"')
+        assert swapped != text, text
+        release.write_text(swapped)
+        subprocess.run([*git, "commit", "-q", "--amend", "--no-edit", "-a"], check=True)
+        subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+        swapped_sha = w.main()
+        gaps = verify_history(settings, only=["release"]).gaps
+        subprocess.run(["git", "--git-dir", bare, "branch", "-D", pr.branch], check=True)
+    assert [(g.check, g.commit, g.env, g.version) for g in gaps] == [
+        ("release", swapped_sha, "prod", "5")
+    ]
+    assert gaps[0].problems == ["canary_version is '4', its trailers say '5'"]

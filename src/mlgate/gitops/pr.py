@@ -364,7 +364,7 @@ def check_pr_diff(repo: GitopsRepo, pr: PullRequest) -> None:
     if lin.change in SHADOW:
         _check_shadow_diff(repo, pr, [p for p in changed.split("\0") if p])
     head = release_at(repo, pr.sha, pr.model, pr.env)
-    want = _expected_release_fields(lin)
+    want = expected_release_fields(lin)
     for name, value in want.items():
         got = None if head is None else getattr(head, name)
         if got != value:
@@ -502,8 +502,9 @@ def _check_shadow_diff(repo: GitopsRepo, pr: PullRequest, changed: list[str]) ->
         )
 
 
-def _expected_release_fields(lin: Trailers) -> dict[str, object]:
-    """The release.yaml fields each change kind pins, from its trailers."""
+def expected_release_fields(lin: Trailers) -> dict[str, object]:
+    """The release.yaml fields each change kind pins, from its trailers: what `pr merge`
+    requires of a pull request and `audit verify` (check `release`) of every change on main."""
     v, image, weight = lin.model_version, lin.image, lin.canary_weight
     if lin.change is ChangeKind.PROMOTE:
         if weight is not None:
