@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgate.canary import oracle as simulated
 from mlgate.canary.analysis import CanaryState, CanaryVerdict, Traffic, judge
 from mlgate.canary.pnl import roll_rates
 from mlgate.canary.record import make_record, record_verdict
@@ -35,6 +36,7 @@ from mlgate.gates.collect import (
     reference_groups,
     run_dataset,
 )
+from mlgate.gates.decisions import approve
 from mlgate.gates.inputs import DriftData, HoldoutScores
 from mlgate.gates.monitor import Expected, expected_from_holdout
 from mlgate.gates.policy import GatePolicy, load_policy, policy_path_for
@@ -162,14 +164,18 @@ def analyze(
     record: bool = False,
     now: datetime | None = None,
     say: Say | None = None,
+    simulate_outcomes: str | None = None,
 ) -> tuple[CanaryVerdict, dict[str, Path], Any]:
     """(verdict, report files, the pull request opened with `act`, else None). `record`:
-    the verdict also goes to git for Argo CD when its state changed (`canary.record`)."""
+    the verdict also goes to git for Argo CD when its state changed (`canary.record`).
+    `simulate_outcomes` (3m, 12m; synthetic world only): the served loans' outcomes from the
+    world's oracle as if they had matured (`canary.oracle`), stated in the report."""
     from mlgate.gates.report import write_report
     from mlgate.training.registry import load_holdout, load_scorer, load_training_set
 
     say = say or (lambda _m: None)
     named = check_replaceable(report_dir) if report_dir else None  # exit 2 before the work
+    when = simulated.horizon(simulate_outcomes) if simulate_outcomes else None
     state = canary_state(settings, model, env, now)
     # The policy the promotion will verify the analysis against (unless --policy is given,
     # whose report a promotion then refuses).
@@ -183,6 +189,7 @@ def analyze(
     canary = load_scorer(settings, model, state.canary_version)
     stable = load_scorer(settings, model, state.stable_version)
     dataset = run_dataset(settings, canary.run_id)
+    truth = simulated.read_oracle(dataset) if when else None  # exit 2 without an oracle
     hold = load_holdout(settings, model, canary.version)
     base = holdout_scores(hold, dataset, canary.predict_pd(hold), None, None, policy, False)
     expected: Expected | None = expected_from_holdout(base, state.cutoff)
@@ -201,6 +208,17 @@ def analyze(
         pd_canary = canary.predict_pd(log) if len(log) else np.array([])
         pd_stable = stable.predict_pd(log) if len(log) else np.array([])
         served = (log[SERVED_BY] == state.canary_version).to_numpy()
+        if when and truth is not None:
+            # The loans the serving versions booked, matured from the oracle: a simulation.
+            booked = np.where(
+                served, approve(pd_canary, state.cutoff), approve(pd_stable, state.cutoff)
+            )
+            log, matured = simulated.mature(log, truth, dataset, booked, when)
+            info["outcomes_simulated"] = matured.model_dump(mode="json")
+            say(
+                f"outcomes simulated ({when}) from the oracle: {matured.booked} booked loans, "
+                f"{matured.with_early_outcome} early and {matured.with_12m_outcome} 12-month"
+            )
         label = early_outcomes(settings, dataset, log, dataset.label)
         amount_col = policy.cost_model.amount_column
         traffic = Traffic(

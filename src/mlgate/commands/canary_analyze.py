@@ -50,10 +50,11 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         model: str = typer.Option(..., "--model"),
         env: str = typer.Option("prod", "--env"),
-        requests: Path | None = typer.Option(
+        requests: str | None = typer.Option(
             None,
             "--requests",
-            help="Request log (parquet/csv): features, served_by, [row key, timestamp, outcome].",
+            help="The request-log sink's URL (what the CronJob passes), or a request log "
+            "(parquet/csv): features, served_by, [row key, timestamp, outcome].",
         ),
         policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML."),
         report: Path | None = typer.Option(None, "--report", help="Report folder."),
@@ -69,6 +70,15 @@ def register(app: typer.Typer) -> None:
             help="As the CronJob runs it: record the verdict for Argo CD when its state changed "
             "(canary-analysis/<model>/<env>.yaml on main) and exit 0 on WAIT (a waiting "
             "analysis is not a failed run).",
+        ),
+        simulate_outcomes: str | None = typer.Option(
+            None,
+            "--simulate-outcomes",
+            metavar="3m|12m",
+            help="Synthetic world only, a simulation: the served requests' outcomes from the "
+            "world's oracle table as if 3 (early) or 12 months (early and 12-month) had "
+            "passed; a loan the version that served it approved gets its true outcome, a "
+            "declined one none. Exit 2 when the data source has no oracle table.",
         ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     ) -> None:
@@ -89,6 +99,7 @@ def register(app: typer.Typer) -> None:
                 act=act,
                 record=scheduled,
                 say=say,
+                simulate_outcomes=simulate_outcomes,
             )
         if as_json:
             emit_json(
@@ -116,6 +127,13 @@ def register(app: typer.Typer) -> None:
             out.print(table)
             print_reasons(rep.gates)
             step = f" -> {verdict.next_weight}%" if verdict.next_weight else ""
+            sim = rep.data.get("outcomes_simulated")
+            if sim:
+                out.print(
+                    f"outcomes: SIMULATED ({sim['horizon']}) from the oracle {sim['oracle']}: "
+                    f"{sim['with_early_outcome']} early, {sim['with_12m_outcome']} 12-month",
+                    highlight=False,
+                )
             out.print(f"decision: [bold]{verdict.decision.upper()}[/]{step}")
             for reason in verdict.reasons:
                 out.print(f"  {escape(reason)}", highlight=False, soft_wrap=True)
