@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# The walk-through (~40 commands, two image builds) is the first test's setup: ~11 min serially
+# on a loaded 2-core machine, more beside the other test worker; the default 900 s cut it short.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 HEADING = "## A model's life, command by command"
