@@ -126,6 +126,14 @@ def _page() -> PageData:
         )
         for n, s, d in [(1, GateStatus.INCONCLUSIVE, "wait"), (2, GateStatus.PASS, "promote")]
     ]
+    # the shadow's analysis before them: its `requests` is the sink it read, `paired` the count
+    shadow = _gate("prod", "2", {"decision_flips": GateStatus.PASS}).model_copy(
+        update={
+            "kind": "shadow-analysis",
+            "data": {"requests": "http://127.0.0.1:9/sink", "paired": 2278},
+        }  # fmt: skip
+    )
+    canary.insert(0, GateEntry(path="../reports/canary/shadow", links={}, report=shadow))
     monitor = MonitorReport(
         model="credit_risk",
         version="1",
@@ -241,4 +249,6 @@ def test_the_page_has_every_part_of_the_story(page: tuple[Path, str]) -> None:
     assert "50%" in prod and "model-risk-officer" in prod
     assert 'class="alert"' in html and "PSI 0.41" in html
     assert html.count("look 1") == 1 and "PROMOTE" in html and "WAIT" in html
+    canary = html.split('class="canary-table"', 1)[1].split("</table>", 1)[0]
+    assert ">shadow<" in canary and ">2278<" in canary  # the shadow's row counts its pairs
     assert "evidently_drift.html" in html and "model_card.html" in html

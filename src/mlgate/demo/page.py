@@ -252,7 +252,7 @@ def _canary_svg(entries: list[GateEntry]) -> str:
         return ""
     step, base, top = 90, 150, 20
     width = 60 + step * len(entries)
-    most = max(int(e.report.data.get("requests") or 0) for e in entries) or 1
+    most = max(_answered(e.report) for e in entries) or 1
     parts = [
         f'<svg id="canary-plot" width="{width}" '
         f'height="{base + 40}" role="img" aria-label="canary analysis over time">'
@@ -260,7 +260,7 @@ def _canary_svg(entries: list[GateEntry]) -> str:
     ]
     for i, e in enumerate(entries):
         rep = e.report
-        total = int(rep.data.get("requests") or 0)
+        total = _answered(rep)
         canary = int(rep.data.get("canary_requests") or 0)
         x = 50 + step * i
         h_total = (base - top) * total / most
@@ -342,6 +342,13 @@ def _lineage_section(lineage: list[dict[str, Any]]) -> str:
     return _table(header, rows, "lineage-table") if rows else "<p>nothing runs in prod</p>"
 
 
+def _answered(rep: GateReport) -> int:
+    """Requests the analysis read: a canary analysis counts them under `requests`; a shadow
+    analysis the pairs both versions answered (its `requests` is where it read them from)."""
+    value = rep.data.get("paired" if rep.kind == "shadow-analysis" else "requests")
+    return int(value) if isinstance(value, int | float) else 0
+
+
 def _canary_section(entries: list[GateEntry]) -> str:
     """Each look of the analysis: what it had read and what it decided."""
     body: list[str] = []
@@ -358,8 +365,10 @@ def _canary_section(entries: list[GateEntry]) -> str:
                 str(i + 1),
                 _e(rep.created),
                 f"v{_e(rep.challenger)} vs v{_e(rep.champion)}",
-                f"{rep.canary.weight}%" if rep.canary else "",
-                _e(rep.data.get("requests")),
+                "shadow"
+                if rep.kind == "shadow-analysis"
+                else (f"{rep.canary.weight}%" if rep.canary else ""),
+                _e(_answered(rep)),
                 _e(rep.data.get("canary_requests")),
                 *[_status(by_name[n]) if n in by_name else "" for n in names],
                 _e(rep.canary.decision.upper() if rep.canary else rep.overall.value),

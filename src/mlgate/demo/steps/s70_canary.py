@@ -1,9 +1,13 @@
-"""Demo step 70: v2, a routine retrain, served next to v1 as a canary in prod and judged on the
+"""Demo step 70: v2, a routine retrain, in prod first as a shadow, then as a canary judged on the
 traffic it really served.
 
-v2 is gated and promoted dev -> stage -> prod like v1 (into prod it enters as a canary at the
-policy's initial weight) and the weight is raised by a reviewed PR. Then prod is served here as
-git declares it (`serving.supervisor.serve_environment`, what `mlgate serve --env prod` runs:
+v2 is gated and promoted dev -> stage like v1. On its passing prod gate report it enters prod
+as a **shadow** (`gitops.shadow.start`, what `mlgate shadow start` opens): prod is served as
+git declares it, the router mirrors every replayed request to v2, which decides nobody, and
+`shadow analyze` (`canary.shadow_run.analyze_shadow`) compares the two answers to each request.
+Then the shadow becomes the canary at the policy's initial weight (`gitops.canary.start`, one
+PR that replaces the shadow and carries the shadow analysis), the weight is raised by a
+reviewed PR, and prod is served again as git declares it (`serving.supervisor.serve_environment`, what `mlgate serve --env prod` runs:
 stable and canary model servers, the router splitting by weight at random, Seldon-shaped
 request logging into the request-log sink), applications of a past period (their early
 outcomes have arrived) are replayed through the router (`serving.traffic.send`, what
@@ -12,6 +16,10 @@ sink: the analysis over time. Everything served is stopped when the chapter ends
 
 The predictors run from the venv runtime: only v1's image is a model server in this demo
 (chapter 2 built and ran it); later versions are pinned as labelled stand-in images.
+
+A shadow is never break-glass: when the prod gate report does not PASS (`--fast`'s small
+world: drift and fairness INCONCLUSIVE below their sample floors) the shadow phase is skipped
+and v2 enters prod directly as a canary, on a recorded override.
 
 On PROMOTE the verdict opens its PR (`canary analyze --act`); otherwise the demo promotes on
 the prod gate report as a break-glass (an override with its reason on record: only a canary
@@ -23,6 +31,7 @@ quarantined) and its canary aborted.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -30,13 +39,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import requests as http
 
 from mlgate.canary.replay import period_applications
 from mlgate.canary.run import act_on, analyze
+from mlgate.canary.shadow_run import analyze_shadow
 from mlgate.demo import DemoContext, DemoStep, acts
 from mlgate.gates.collect import newest_application, run_dataset
 from mlgate.gitops import canary
-from mlgate.gitops.overlay import ENVS
+from mlgate.gitops import shadow as shadowmod
 from mlgate.gitops.rollback import rollback
 from mlgate.serving.logsink import READ_TOKEN_ENV
 from mlgate.serving.supervisor import Served, serve_environment
@@ -46,7 +57,8 @@ from mlgate.training.registry import load_scorer
 
 RETRAIN_C = 1.0  # v2: the routine retrain retunes the L2 strength (config: C 0.5)
 WEIGHT = 50  # the canary step the analysis judges
-DAYS = 60  # applications replayed, in LOOKS equal parts
+DAYS = 60  # applications replayed to the canary, in LOOKS equal parts
+SHADOW_DAYS = 30  # the month before, replayed while v2 runs as the shadow
 LOOKS = 2
 MATURED_DAYS = 120  # the replayed period ends this long before the newest application
 BATCH = 10  # applications per request
@@ -111,6 +123,98 @@ def _look(ctx: DemoContext, srv: Served, frame: pd.DataFrame, n: int, total: int
     return verdict, paths["report.json"].parent
 
 
+@contextmanager
+def _serving(ctx: DemoContext, model: str, what: str) -> Iterator[Served]:
+    """Prod served as git declares it (`mlgate serve --env prod`), the analysis reading its
+    sink; everything stopped on the way out."""
+    with ExitStack() as stack:
+        with ctx.progress(f"mlgate serve --env prod: starting {what}"):
+            srv = stack.enter_context(
+                serve_environment(
+                    ctx.settings, model, "prod", runtime="venv", seed=ctx.settings.seed
+                )
+            )
+        ctx.say(
+            "serving prod as git declares it: "
+            + ", ".join(
+                f"{p.name} v{p.version} ({'mirrored' if p.shadow else f'{p.weight}%'})"
+                for p in srv.predictors
+            )
+            + f"; router {srv.router_url}"
+        )
+        stack.enter_context(_sink_reader(srv))
+        yield srv
+    ctx.say("stopped the model servers, the router and the sink")
+
+
+def _mirrors_done(srv: Served, timeout: float = 120) -> None:
+    """The router mirrors to the shadow in the background: wait until none is pending, so the
+    shadow analysis sees every pair."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http.get(srv.router_url + "/router/stats", timeout=5).json().get("pending", 0) == 0:
+            return
+        time.sleep(0.2)
+
+
+def _shadow(
+    ctx: DemoContext, model: str, v2: str, image2: str, report: Path, start: str
+) -> dict[str, Any]:
+    """v2 as the prod shadow: mirrored the month before the canary's period, compared with
+    stable on the same requests (`mlgate shadow start`, `serve`, `traffic replay`,
+    `shadow analyze`)."""
+    settings = ctx.settings
+    pr = shadowmod.start(settings, model, "prod", v2, report, image=image2)
+    ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
+    acts.merge(ctx, pr, acts.APPROVERS[:1])
+    before = (pd.Timestamp(start) - pd.Timedelta(days=SHADOW_DAYS)).strftime("%Y-%m-%d")
+    frame, _dataset, window = period_applications(settings, model, "prod", before, SHADOW_DAYS)
+    out = settings.ws().reports_dir / "canary" / f"{model}-prod-shadow"
+    with _serving(ctx, model, "stable and its shadow, router, sink") as srv:
+        with ctx.progress(f"shadow: replaying {len(frame)} applications") as say:
+            sent = send(srv.router_url, model, frame, concurrency=1, batch=BATCH,
+                        tick=lambda done, all_: say(f"{done}/{all_} requests", done / max(all_, 1)))  # fmt: skip
+            _mirrors_done(srv)
+        ctx.say(
+            f"  shadow: {sent.sent} requests of {window[0][:10]}..{window[1][:10]} answered by "
+            f"stable v{', v'.join(sent.by_version)}, every one mirrored to v{v2}"
+        )
+        with ctx.progress("shadow analysis"):
+            rep, paths = analyze_shadow(
+                settings, model=model, env="prod", requests=str(srv.sink_read_url), report_dir=out
+            )
+    checks = {g.name: g for g in rep.gates}
+    flips = checks.get("decision_flips")
+    flip_rate = flips.metrics.get("flip_rate") if flips is not None else None
+    ctx.say(
+        f"  shadow analysis: {rep.data.get('paired')} requests answered by both, "
+        + (f"{flip_rate:.2%} decided differently, " if flip_rate is not None else "")
+        + f"-> [{acts.COLOR[rep.overall.value]}]{rep.overall.value}[/]"
+    )
+    acts.print_gates(ctx, rep)
+    return {
+        "overall": rep.overall.value,
+        "report_dir": str(paths["report.json"].parent),
+        "paired": rep.data.get("paired"),
+        "checks": {g.name: g.status.value for g in rep.gates},
+        "window": window,
+    }
+
+
+def _why(report: Any) -> str:
+    """Why the analysis waits, in the analysis' own numbers: each waiting check and the
+    requests it would need at the current effect (a demo replays a few thousand)."""
+    waiting = [
+        f"{g.name}: a verdict needs about {g.metrics['seq_n_needed']:,} observations at this "
+        f"effect, has {g.metrics['seq_n']:,}"
+        if g.metrics.get("seq_n_needed")
+        else f"{g.name} {g.status.value}"
+        for g in report.gates
+        if g.status.value != "PASS"
+    ]
+    return f" ({'; '.join(waiting)})" if waiting else ""
+
+
 def run(ctx: DemoContext) -> dict[str, Any]:
     settings = ctx.settings
     model, v1 = acts.trained(ctx)
@@ -120,27 +224,49 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         params={**load_model_config(DEFAULT_MODEL_CONFIG).params, "C": RETRAIN_C},
     )
     image2 = acts.image(ctx, model, v2)
-    ctx.say(f"v{v2} through the environments; in prod it enters as a canary beside v{v1}:")
-    promotions = [acts.promote_env(ctx, model, v2, env, image2) for env in ENVS]
+    ctx.say(f"v{v2} through dev and stage; in prod first as a shadow beside v{v1}, then a canary:")
+    promotions = [acts.promote_env(ctx, model, v2, env, image2) for env in ("dev", "stage")]
+    report, overall, reason = acts.gates(ctx, model, v2, "prod")
+    start = _period_start(ctx, model, v2)
+    shadow = None
+    if reason is None:
+        shadow = _shadow(ctx, model, v2, image2, report, start)
+    else:
+        ctx.say(
+            f"  no shadow: a shadow is never break-glass and the prod gates say {overall}; "
+            f"v{v2} enters prod as a canary on a recorded override (two approvers)"
+        )
+        ctx.console.print(f"    {reason}", markup=False)
+    pr = canary.start(
+        settings,
+        model,
+        "prod",
+        v2,
+        report,
+        image=image2,
+        override_reason=reason,
+        shadow_report=Path(shadow["report_dir"]) if shadow else None,
+    )
+    ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
+    commit = acts.merge(ctx, pr, acts.APPROVERS if reason else acts.APPROVERS[:1])
+    promotions.append(
+        {
+            "version": v2,
+            "env": "prod",
+            "overall": overall,
+            "report_dir": str(report),
+            "override_reason": reason,
+            "commit": commit,
+        }
+    )
     pr = canary.set_weight(settings, model, "prod", WEIGHT)
     ctx.console.print(f"  opened {pr.branch}: {pr.subject}")
     acts.merge(ctx, pr, acts.APPROVERS[:1])
 
-    start = _period_start(ctx, model, v2)
     frame, _dataset, window = period_applications(settings, model, "prod", start, DAYS)
     looks: list[dict[str, Any]] = []
-    with ExitStack() as stack:
-        with ctx.progress("mlgate serve --env prod: starting stable, canary, router, sink"):
-            srv = stack.enter_context(
-                serve_environment(settings, model, "prod", runtime="venv", seed=settings.seed)
-            )
-        ctx.say(
-            "serving prod as git declares it: "
-            + ", ".join(f"{p.name} v{p.version} ({p.weight}%)" for p in srv.predictors)
-            + f"; router {srv.router_url}"
-        )
+    with _serving(ctx, model, "stable, canary, router, sink") as srv:
         ctx.say(f"replaying applications of {window[0][:10]}..{window[1][:10]} (outcomes known)")
-        stack.enter_context(_sink_reader(srv))
         for n, part in enumerate(np.array_split(np.arange(len(frame)), LOOKS), start=1):
             verdict, report_dir = _look(ctx, srv, frame.iloc[part], n, LOOKS)
             looks.append(
@@ -152,7 +278,6 @@ def run(ctx: DemoContext) -> dict[str, Any]:
                     "requests": verdict.report.data.get("requests"),
                 }
             )
-    ctx.say("stopped the model servers, the router and the sink")
 
     prod = promotions[-1]
     if verdict.decision == "promote":
@@ -160,8 +285,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         pr = act_on(settings, verdict, report_dir)  # `canary analyze --act`
     else:
         ctx.say(
-            f"the analysis says {verdict.decision.upper()}; the demo promotes on the prod gate "
-            f"report of v{v2} vs v{v1} ({prod['overall']}), as a recorded override"
+            f"the analysis says {verdict.decision.upper()}"
+            + _why(verdict.report)
+            + f"; the demo promotes on the prod gate report of v{v2} vs v{v1} "
+            f"({prod['overall']}), as a recorded override"
         )
         # Only a canary analysis deciding PROMOTE is evidence for this change: anything else,
         # a passing holdout report included, is a break-glass with its reason on record.
@@ -188,13 +315,14 @@ def run(ctx: DemoContext) -> dict[str, Any]:
         "window": window,
         "looks": looks,
         "canary_analysis": looks[-1],
+        "shadow": shadow,
     }
 
 
 STEP = DemoStep(
     order=70,
     name="canary",
-    title="A retrain as a canary: served, replayed, analysed, rolled back",
+    title="A retrain as a shadow, then a canary: served, replayed, analysed, rolled back",
     run=run,
     chapter=4,
 )
