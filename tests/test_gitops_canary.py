@@ -82,6 +82,9 @@ def test_canary_set_weight_promote_and_aliases(
     # only an analysis of this canary that decides PROMOTE promotes it (tests/test_attack_evidence)
     with pytest.raises(prmod.Refused, match="FAIL"):
         canary.promote_canary(settings, MODEL, "prod", canary_report(status="FAIL"))
+    # nor one judged on outcomes simulated from the synthetic world's oracle
+    with pytest.raises(prmod.Refused, match="outcomes_simulated"):
+        canary.promote_canary(settings, MODEL, "prod", canary_report(simulated=True))
     pr = canary.promote_canary(settings, MODEL, "prod", canary_report())
     prmod.merge_pr(settings, pr.branch, ["carol"])
     prod = _prod(settings)

@@ -182,6 +182,11 @@ def _canary_problems(
         out.append(f"champion: {report.champion!r}, the stable version is {claim.stable_version!r}")
     if run.weight != claim.weight:
         out.append(f"canary.weight: {run.weight}%, the canary runs at {claim.weight}%")
+    if report.data.get("outcomes_simulated"):  # `canary analyze --simulate-outcomes`
+        out.append(
+            "data.outcomes_simulated: the analysis judged outcomes drawn from the synthetic "
+            "world's oracle, not the canary's real loans; it can abort a canary, never promote one"
+        )
     nxt = policy.canary.next_step(run.weight)
     promotes = report.overall == GateStatus.PASS and (nxt is None or nxt >= 100)
     if run.decision != "promote" or not promotes:
