@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
                     f"(chapter {step.chapter}: {CHAPTERS.get(step.chapter, '')})"
                 )
             return
+        settings = state(ctx).settings()  # a bad config first: nothing runs without one
         check_step_names(discover(), only, until)  # before the workspace is touched
-        settings = state(ctx).settings()
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
         ran = run_demo(settings, console, fast=fast, only=only or None, until=until)
