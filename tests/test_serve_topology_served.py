@@ -87,6 +87,9 @@ def _start(tmp_path: Path, reg: Any, overlay: Path, env_name: str) -> tuple[Any,
              reg.model, "--env", env_name, "--overlay", str(overlay), "--runtime", "venv",
              "--port", "0", "--seed", "4", "--json"],
             stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+            # as a terminal's foreground job has it: pytest started in the background by a
+            # script (`make test &`) passes SIGINT down ignored, and Ctrl-C would do nothing
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
