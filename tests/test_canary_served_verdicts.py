@@ -48,6 +48,7 @@ from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
 from mlgate.gitops import shadow as shadowmod
 from mlgate.serving.logsink import READ_TOKEN_ENV
+from mlgate.serving.router import wait_mirrored
 from mlgate.serving.supervisor import serve_environment
 from mlgate.serving.traffic import send
 from mlgate.training.registry import load_training_set
@@ -248,11 +249,7 @@ def test_a_shadow_is_compared_on_mirrored_traffic_then_started_as_a_canary_and_p
         assert srv.predictor("shadow").version == good
         sent = send(srv.router_url, srv.model, w.matured(), concurrency=4, batch=BATCH)
         assert sent.answered == sent.sent and set(sent.by_version) == {w.stable}  # never answers
-        import requests as http
-
-        for _ in range(200):  # the mirrors run in the background: wait until none is pending
-            if http.get(srv.router_url + "/router/stats", timeout=5).json()["pending"] == 0:
-                break
+        wait_mirrored(srv.router_url)  # the mirrors run in the background
         report, _paths = analyze_shadow(w.settings, model=w.model, env="prod",
                                        requests=str(srv.sink_read_url), policy_file=w.policy,
                                        report_dir=tmp_path / "shadow")  # fmt: skip

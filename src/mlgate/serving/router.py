@@ -47,8 +47,26 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from mlgate.errors import BadInputError
+from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.serving.logsink import dns_label, event_headers
+
+STATS_PATH = "/router/stats"  # what it routed, and "pending": mirrors not yet sent
+
+
+def wait_mirrored(router_url: str, timeout: float = 120.0) -> None:
+    """Return once the router has no mirror to the shadow pending. Mirrors go out in the
+    background, after the applicant has the answer: a shadow analysis read before they land
+    pairs fewer requests than were served."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while requests.get(router_url + STATS_PATH, timeout=5).json().get("pending", 0):
+        if time.monotonic() > deadline:
+            raise ExternalServiceError(
+                f"{router_url}: mirrors to the shadow still pending after {timeout:.0f} s"
+            )
+        time.sleep(0.2)
+
 
 log = logging.getLogger("mlgate.router")
 SELDON_PUID = "Seldon-Puid"
@@ -154,7 +172,7 @@ class Router:
         app.router.add_get("/v2/health/live", self._live)
         app.router.add_get("/v2/health/ready", self._ready)
         app.router.add_get(f"/v2/models/{self.config.model}/ready", self._ready)
-        app.router.add_get("/router/stats", self._stats)
+        app.router.add_get(STATS_PATH, self._stats)
         return app
 
     async def _main(self, ready: threading.Event, failed: list[BaseException]) -> None:

@@ -31,7 +31,6 @@ quarantined) and its canary aborted.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -39,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import requests as http
 
 from mlgate.canary.replay import period_applications
 from mlgate.canary.run import act_on, analyze
@@ -50,6 +48,7 @@ from mlgate.gitops import canary
 from mlgate.gitops import shadow as shadowmod
 from mlgate.gitops.rollback import rollback
 from mlgate.serving.logsink import READ_TOKEN_ENV
+from mlgate.serving.router import wait_mirrored
 from mlgate.serving.supervisor import Served, serve_environment
 from mlgate.serving.traffic import send
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
@@ -147,16 +146,6 @@ def _serving(ctx: DemoContext, model: str, what: str) -> Iterator[Served]:
     ctx.say("stopped the model servers, the router and the sink")
 
 
-def _mirrors_done(srv: Served, timeout: float = 120) -> None:
-    """The router mirrors to the shadow in the background: wait until none is pending, so the
-    shadow analysis sees every pair."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http.get(srv.router_url + "/router/stats", timeout=5).json().get("pending", 0) == 0:
-            return
-        time.sleep(0.2)
-
-
 def _shadow(
     ctx: DemoContext, model: str, v2: str, image2: str, report: Path, start: str
 ) -> dict[str, Any]:
@@ -174,7 +163,7 @@ def _shadow(
         with ctx.progress(f"shadow: replaying {len(frame)} applications") as say:
             sent = send(srv.router_url, model, frame, concurrency=1, batch=BATCH,
                         tick=lambda done, all_: say(f"{done}/{all_} requests", done / max(all_, 1)))  # fmt: skip
-            _mirrors_done(srv)
+            wait_mirrored(srv.router_url)
         ctx.say(
             f"  shadow: {sent.sent} requests of {window[0][:10]}..{window[1][:10]} answered by "
             f"stable v{', v'.join(sent.by_version)}, every one mirrored to v{v2}"
