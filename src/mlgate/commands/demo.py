@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlgate.commands._common import console, state
-from mlgate.demo import CHAPTERS, check_step_names, discover, run_demo
+from mlgate.demo import CHAPTERS, discover, run_demo
 
 COMMANDS = ("demo",)
 
@@ -33,8 +33,7 @@ def register(app: typer.Typer) -> None:
                     f"(chapter {step.chapter}: {CHAPTERS.get(step.chapter, '')})"
                 )
             return
-        settings = state(ctx).settings()  # a bad config first: nothing runs without one
-        check_step_names(discover(), only, until)  # before the workspace is touched
+        settings = state(ctx).settings()  # a bad config first; run_demo checks step names
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
         ran = run_demo(settings, console, fast=fast, only=only or None, until=until)
