@@ -36,9 +36,9 @@ from mlgate.errors import BadInputError
 
 Horizon = Literal["3m", "12m"]
 OPTION = "--simulate-outcomes"
-# The oracle's true outcomes (data.schema.ORACLE_COLUMNS) and the dataset label each stands for.
-TRUE_EARLY = "true_early_delinquency_3m"
-TRUE_DEFAULT = "true_default_12m"
+# The oracle's true outcomes (data.schema), each standing for a dataset label.
+TRUE_EARLY = schema.ORACLE_TRUE_EARLY
+TRUE_DEFAULT = schema.ORACLE_TRUE_DEFAULT
 
 
 class Matured(BaseModel):

@@ -82,7 +82,9 @@ PROTECTED_ATTRIBUTES = ["age_band", "sex", "marital_status"]
 
 # oracle.parquet: application_id, true_pd, true_default_12m, true_early_delinquency_3m,
 # scenario (name active at that application), for every application incl. declined ones.
-ORACLE_COLUMNS = ["true_pd", "true_default_12m", "true_early_delinquency_3m", "scenario"]
+ORACLE_TRUE_DEFAULT = "true_default_12m"  # what the 12-month label would say, declined included
+ORACLE_TRUE_EARLY = "true_early_delinquency_3m"
+ORACLE_COLUMNS = ["true_pd", ORACLE_TRUE_DEFAULT, ORACLE_TRUE_EARLY, "scenario"]
 
 # Feast names (feature_repo/ defines them; these constants keep code and repo in sync).
 FEAST_ENTITY = "applicant"

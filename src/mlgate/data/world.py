@@ -486,8 +486,8 @@ def generate_world(
         {
             schema.APPLICATION_ID: application_ids,
             "true_pd": true_pd,
-            "true_default_12m": true_default,
-            "true_early_delinquency_3m": true_early,
+            schema.ORACLE_TRUE_DEFAULT: true_default,
+            schema.ORACLE_TRUE_EARLY: true_early,
             "scenario": pa.array(scenario_label.tolist(), type=pa.string()),
         }
     )
