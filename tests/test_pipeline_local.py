@@ -26,7 +26,7 @@ import yaml
 
 from mlgate.config import REPO_ROOT, load_settings
 from mlgate.packaging.container_run import Bind, image_tasks
-from mlgate.pipelines.local import LocalRunResult, run_local
+from mlgate.pipelines.local import LocalRunResult, log_tail, run_local
 from tests.fixtures.services import gitops_remote
 
 # The first test to use the platform image on a fresh machine also builds its cached
@@ -61,6 +61,8 @@ IMAGE = "127.0.0.1:5555/credit_risk@sha256:" + "ab" * 32
 
 def _report_files(run: LocalRunResult) -> Path:
     """The decision step's `report_files` artifact (report.json/.md/.html) of a run."""
+    # A failed run has no outputs: say which task failed and how, not KeyError 'Output'.
+    assert run.status == "SUCCESS", f"{run.tasks}\n{log_tail(run, 60)}"
     return Path(run.outputs["Output"]["uri"]).parent / "report_files"
 
 

@@ -239,14 +239,20 @@ def _share(path: Path, gid: int, writable: bool) -> None:
         for dirpath, dirnames, filenames in os.walk(path):
             paths += [os.path.join(dirpath, n) for n in dirnames + filenames]
     for p in paths:
-        st = os.lstat(p)
-        if stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            add = add_dir if stat.S_ISDIR(st.st_mode) else add_file
+            if st.st_mode & 0o100:  # executable by its owner: by the group too
+                add |= 0o010
+            os.chown(p, -1, gid)
+            os.chmod(p, stat.S_IMODE(st.st_mode) | add)
+        except FileNotFoundError:
+            # A ParallelFor's iterations start in threads: a sibling task that ends removes its
+            # workspace (under the pipeline root, a bind) while this one's walk lists it. What
+            # is gone needs no sharing; failing here failed the starting task (seen on CI).
             continue
-        add = add_dir if stat.S_ISDIR(st.st_mode) else add_file
-        if st.st_mode & 0o100:  # executable by its owner: by the group too
-            add |= 0o010
-        os.chown(p, -1, gid)
-        os.chmod(p, stat.S_IMODE(st.st_mode) | add)
 
 
 @contextmanager
