@@ -119,6 +119,12 @@ def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
     try:
         children = _descendants(proc.pid)
         assert {p["pid"] for p in served["predictors"]} <= set(children)
+        # every server's group is on record, for a serve that replaces a killed one
+        record = (first.settings.ws().root / "serve" / f"{first.model}-prod"
+                  / f"processes-{served['supervisor_pid']}.json")  # fmt: skip
+        groups = json.loads(record.read_text())["groups"]
+        assert {(g["name"], g["pid"]) for g in groups} == {
+            (p["name"], p["pid"]) for p in served["predictors"]}  # fmt: skip
         assert {(p["name"], p["version"], p["weight"], p["runtime"]) for p in served["predictors"]
                 } == {("stable", first.version, 50, "venv"), ("canary", second.version, 50, "venv")}  # fmt: skip
         answers = [client.infer(served["router_url"], first.model, rows.iloc[[i]])[0]
@@ -131,6 +137,7 @@ def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(180) == 0  # a clean stop; under a loaded machine it has taken over 60 s
         _no_orphans(children, served)
+        assert not record.exists()  # a clean stop leaves nothing to reap
     finally:
         if proc.poll() is None:
             proc.kill()

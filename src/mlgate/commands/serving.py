@@ -139,6 +139,8 @@ def _serve_env(
         if as_json:
             print(served.model_dump_json(), flush=True)
         else:
+            if served.reaped:
+                console.print("stopped what a killed serve left: " + ", ".join(served.reaped))
             console.print(f"{served.model} in {env}: router {served.infer_url}")
             for p in served.predictors:
                 share = "shadow (mirrored)" if p.shadow else f"{p.weight}%"

@@ -17,8 +17,11 @@ forces one; what each predictor ran on is in `Served`.
 
 No orphans: venv servers run in their own process group and get SIGTERM from the kernel when
 the supervisor dies, even by SIGKILL (`PR_SET_PDEATHSIG`); on exit every group is stopped
-(SIGTERM, then SIGKILL). Image runs are stopped by `run_image`'s own exit (a SIGKILLed
-supervisor cannot run it: the image's server then outlives it).
+(SIGTERM, then SIGKILL). Image runs are stopped by `run_image`'s own exit; a SIGKILLed
+supervisor cannot run it, and the kernel's signal does not survive the image's user switch, so
+every group is also recorded as it starts (`procs.GroupLedger`, under
+`<workspace>/serve/<model>-<env>/`) and the next `serve_environment` of that environment stops
+what a killed one left (`procs.reap_left`; `Served.reaped` names them).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from mlgate.gitops.overlay import (
     parse_release,
 )
 from mlgate.gitops.repo import GitopsRepo, run_git
+from mlgate.serving import procs
 from mlgate.serving.logsink import LogStore, load_token
 from mlgate.serving.logsink_server import SinkServer
 from mlgate.serving.router import Route, Router, RouterConfig
@@ -84,6 +88,7 @@ class Served(BaseModel):
     sink_read_token_file: str | None  # MLGATE_LOGSINK_READ_TOKEN_FILE for the read side
     supervisor_pid: int
     predictors: list[ServedPredictor]
+    reaped: list[str] = []  # "name (pid N)": servers a killed supervisor left, stopped at start
 
     def predictor(self, name: str) -> ServedPredictor:
         return next(p for p in self.predictors if p.name == name)
@@ -178,11 +183,17 @@ def _sink_token(folder: Path) -> Path:
     return path
 
 
+def _folder(settings: PlatformSettings, model: str, env: str) -> Path:
+    """The environment's serving state in the workspace: the local sink's store and token,
+    and the supervisors' process records."""
+    return settings.ws().sub("serve", f"{model}-{env}")
+
+
 @contextmanager
 def _local_sink(
     settings: PlatformSettings, model: str, env: str
 ) -> Iterator[tuple[str, str, Path]]:
-    folder = settings.ws().sub("serve", f"{model}-{env}")
+    folder = _folder(settings, model, env)
     token_file = _sink_token(folder)
     server = SinkServer(
         LogStore(folder / "requests"),
@@ -204,7 +215,11 @@ def _local_sink(
 
 @contextmanager
 def _image_predictor(
-    settings: PlatformSettings, pred: Predictor, model: str, timeout: float
+    settings: PlatformSettings,
+    pred: Predictor,
+    model: str,
+    timeout: float,
+    ledger: procs.GroupLedger,
 ) -> Iterator[tuple[str, int]]:
     from mlgate.packaging.container_run import run_image
 
@@ -217,6 +232,7 @@ def _image_predictor(
         "MLSERVER_HOST": "127.0.0.1",
     }
     with run_image(settings, pred.image, env=env) as ctr:
+        ledger.add(pred.name, ctr.pid)  # before the wait: a kill while it starts leaves it
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, model, None, timeout)
@@ -248,7 +264,11 @@ def serve_environment(
     manifests/models/<model>/<env>."""
     check_model(model)
     check_env(env)
+    folder = _folder(settings, model, env)
+    reaped = procs.reap_left(folder)
     with ExitStack() as stack:
+        ledger = procs.GroupLedger(folder)
+        stack.callback(ledger.close)  # last out: after every group below is stopped
         if overlay is None:
             root = stack.enter_context(main_checkout(settings))
             overlay = root / overlay_dir(model, env)
@@ -269,6 +289,7 @@ def serve_environment(
                     settings, topo.model, pred.version, cutoff=pred.cutoff, die_with_parent=True
                 )
                 stack.callback(stop_launched, launched)
+                ledger.add(pred.name, launched.info.pid)
                 started.append((pred, launched))
         for pred, launched in started:
             wait_launched(launched, timeout)
@@ -278,7 +299,7 @@ def serve_environment(
         for pred in topo.predictors:
             if kinds[pred.name][0] == "image":
                 url, pid = stack.enter_context(
-                    _image_predictor(settings, pred, topo.model, timeout)
+                    _image_predictor(settings, pred, topo.model, timeout, ledger)
                 )
                 served.append(_served(pred, "image", url, pid))
         order = [p.name for p in topo.predictors]
@@ -317,6 +338,7 @@ def serve_environment(
             sink_read_token_file=token_file,
             supervisor_pid=os.getpid(),
             predictors=served,
+            reaped=reaped,
         )
 
 

@@ -133,6 +133,8 @@ def _serving(ctx: DemoContext, model: str, what: str) -> Iterator[Served]:
                     ctx.settings, model, "prod", runtime="venv", seed=ctx.settings.seed
                 )
             )
+        if srv.reaped:
+            ctx.say("stopped model servers a killed run left: " + ", ".join(srv.reaped))
         ctx.say(
             "serving prod as git declares it: "
             + ", ".join(
