@@ -108,7 +108,7 @@ def test_sbom_is_deterministic_cyclonedx() -> None:
     assert json.loads(json.dumps(a))["serialNumber"].startswith("urn:uuid:")
 
 
-def test_registry_up_status_down(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_up_status_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import shutil
 
     from mlgate.serving.server import free_port
@@ -125,6 +125,18 @@ def test_registry_up_status_down(monkeypatch: pytest.MonkeyPatch) -> None:
         assert st["answering"] and st["pid"] and st["address"] == addr
         again = json.loads(runner.invoke(app, ["registry", "up", "--json"]).stdout)
         assert again["pid"] == st["pid"]  # a no-op when it already answers
+        # Another workspace on the same address reuses it, is told so, and cannot stop it.
+        with monkeypatch.context() as other:
+            other.setenv("MLGATE_WORKSPACE", str(tmp_path / "other"))
+            theirs = runner.invoke(app, ["registry", "up"])
+            assert theirs.exit_code == 0, theirs.output
+            assert "not started by this workspace" in " ".join(theirs.output.split())
+            down_there = json.loads(runner.invoke(app, ["registry", "down", "--json"]).stdout)
+            assert down_there["answering"] and down_there["pid"] is None
+        assert (
+            json.loads(runner.invoke(app, ["registry", "status", "--json"]).stdout)["pid"]
+            == (st["pid"])
+        )
     finally:
         down = runner.invoke(app, ["registry", "down", "--json"])
     assert down.exit_code == 0

@@ -29,8 +29,16 @@ def register(app: typer.Typer) -> None:
             emit_json(st)
             return
         state_txt = "[green]up[/]" if st.answering else "[red]down[/]"
-        owner = f" (pid {st.pid})" if st.pid else ""
         ro = " read-only" if st.readonly else ""
+        if st.answering and not st.pid:
+            # Another workspace's registry (or one run by hand): images pushed go to its
+            # storage; `registry down` here leaves it running.
+            out.print(
+                f"registry {st.address}: {state_txt}, not started by this workspace (its "
+                f"storage is not {st.storage}; `registry down` here leaves it running)"
+            )
+            return
+        owner = f" (pid {st.pid})" if st.pid else ""
         out.print(f"registry {st.address}: {state_txt}{ro}{owner}  storage {st.storage}")
 
     @reg.command("up")

@@ -37,7 +37,10 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     model = str(train.get("model") or "credit_risk")
     version = str(train.get("version") or "challenger")
     st = registry.up(settings)
-    ctx.console.print(f"registry {st.address} up (storage {st.storage})")
+    if st.pid is None:  # another workspace's (the default address is one per machine)
+        ctx.say(f"registry {st.address} answers, not started by this workspace: pushing there")
+    else:
+        ctx.console.print(f"registry {st.address} up (storage {st.storage})")
     with ctx.progress("building the model-server image") as say:
         rec = build_model_image(settings, model, version, progress=say)
     ctx.say(f"image {rec.reference} pushed, digest {rec.digest[:19]}")
