@@ -45,7 +45,7 @@ from mlgate.gates.monitor import Expected
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.registry import guarded
 from mlgate.gates.result import GateReport, GateResult, GateStatus
-from mlgate.gates.sequential import as_result, decide_range
+from mlgate.gates.sequential import as_result, decide_range, range_case
 from mlgate.gates.verdict import assemble
 
 Decision = Literal["advance", "promote", "wait", "abort"]
@@ -339,7 +339,10 @@ def early_check(
         f"[x{lo:.2f}, x{hi:.2f}] vs limit x{limit}"
     )
     if books.bounded:
-        summary += "; bounded, too few outcomes to estimate: " + ", ".join(books.bounded)
+        summary += (
+            f"; the CI is the bounded sets' {range_case(ev)}, too few outcomes to estimate: "
+            + ", ".join(books.bounded)
+        )
     wait = ev.wait_text("booked loans with an early outcome")
     return as_result(
         ev,

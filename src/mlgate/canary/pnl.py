@@ -39,7 +39,7 @@ from mlgate.gates.decisions import amounts, approve, row_profit
 from mlgate.gates.inputs import HoldoutScores
 from mlgate.gates.policy import GatePolicy
 from mlgate.gates.result import GateResult
-from mlgate.gates.sequential import as_result, decide_range
+from mlgate.gates.sequential import as_result, decide_range, range_case
 
 NAME = "pnl"
 # Matured loans needed in each set the versions decide differently before its mean is used:
@@ -224,8 +224,8 @@ def pnl_check(
     summary = f"P&L uplift/request {estimate:+.2f}, {ci} vs tolerance {-tol:+.2f}"
     if short:
         summary += (
-            f"; bounded, too few matured outcomes (min {MIN_OUTCOMES}) to estimate: "
-            + ", ".join(short)
+            f"; the CI is the bounded sets' {range_case(ev)}, too few matured outcomes "
+            f"(min {MIN_OUTCOMES}) to estimate: " + ", ".join(short)
         )
     if roll is not None:
         summary += f"; {roll.text()}"

@@ -229,6 +229,13 @@ def decide_range(
     )
 
 
+def range_case(ev: Evidence) -> str:
+    """Which end of a `decide_range` the interval `ev` reports is at, for a summary that
+    prints it beside the point estimate: an accept is the worst case's interval, a reject the
+    best case's, a wait spans both (so "x1.00, CI [x2.43, x2.43]" is not read as one)."""
+    return {"accept": "worst case", "reject": "best case"}.get(ev.decision, "worst to best case")
+
+
 def as_result(
     ev: Evidence,
     name: str,
