@@ -23,6 +23,7 @@ from mlgate.training.registry import (
     load_training_set,
     version_lineage,
 )
+from mlgate.training.track import fetch_card
 from mlgate.training.train import reproduce_version
 from tests.fixtures.registry import RegisteredModel
 
@@ -116,6 +117,32 @@ def test_model_card_is_logged_and_reproducible(registered_model: RegisteredModel
     assert attrs == {"age_band", "sex", "marital_status"}
     rates = {g.group: g.approval_rate for g in data.fairness if g.attribute == "sex"}
     assert all(0 <= r <= 1 for r in rates.values()) and len(rates) == 2
+
+
+def test_a_card_only_mlflow_holds_is_fetched_into_another_workspace(
+    registered_model: RegisteredModel, tmp_path
+) -> None:
+    """A version a pipeline task trained has its card in MLflow only (the task's workspace is
+    gone): `fetch_card` copies it where the workspace's reports keep cards."""
+    reg = registered_model
+    there = reg.settings.model_copy(
+        update={
+            "workspace": str(tmp_path / "ws"),
+            "mlflow": reg.settings.mlflow.model_copy(
+                update={"tracking_uri": reg.settings.mlflow_tracking_uri()}
+            ),
+        }
+    )
+    html = fetch_card(there, reg.model, reg.version)
+    assert html == tmp_path / "ws" / "reports" / "model_cards" / f"credit_risk-v{reg.version}" / (
+        "model_card.html"
+    )
+    logged = _download(reg.settings, f"runs:/{reg.run_id}/model_card/model_card.html")
+    assert html.read_text() == logged.read_text()
+    assert fetch_card(there, reg.model, reg.version) == html  # again: replaced, not nested
+    assert sorted(p.name for p in html.parent.iterdir()) == [
+        "model_card.html", "model_card.md", "model_card_data.json"]  # fmt: skip
+    assert [p.name for p in html.parent.parent.iterdir()] == [html.parent.name]  # no temp left
 
 
 def test_reproduction_matches(registered_model: RegisteredModel) -> None:

@@ -6,11 +6,14 @@ returns the GateReport (whose `exit_code` is the command's) and the report file 
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlgate.config import PlatformSettings
+from mlgate.errors import BadInputError
 from mlgate.gates.collect import (
     Collected,
     collect,
@@ -27,8 +30,37 @@ from mlgate.gitops.status import StateUnreadable
 from mlgate.outdir import check_replaceable
 
 
+def gate_reports(settings: PlatformSettings) -> Path:
+    return settings.ws().reports_dir / "gates"
+
+
 def default_report_dir(settings: PlatformSettings, model: str, challenger: str, env: str) -> Path:
-    return settings.ws().reports_dir / "gates" / f"{model}-v{challenger}-{env}"
+    return gate_reports(settings) / f"{model}-v{challenger}-{env}"
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def file_report(settings: PlatformSettings, report_dir: Path) -> Path:
+    """Keep a gate report another runner wrote (a pipeline run's `report_files` artifact) where
+    this workspace keeps its own (`default_report_dir`), so what lists the workspace's reports
+    (the demo page) shows it too. Replaces that folder whole. -> the folder."""
+    src = Path(report_dir) / "report.json"
+    try:
+        doc = GateReport.model_validate_json(src.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{src}: not a gate report: {exc}") from exc
+    out = default_report_dir(settings, doc.model, doc.challenger, doc.env)
+    # the names come from the file: never a path of its choosing
+    if out.parent != gate_reports(settings) or not _SAFE.fullmatch(out.name):
+        raise BadInputError(f"{src}: model/challenger/env {out.name!r} is not a plain name")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src.parent, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
 
 
 def gather(

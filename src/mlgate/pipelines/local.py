@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import ConfigError
+from mlgate.errors import ConfigError, ExternalServiceError
 from mlgate.gitops.repo import GitopsRepo, seed_embedded
 from mlgate.pipelines import catalog
 
@@ -340,6 +340,21 @@ def run_pipeline(
         log=str(log_path),
         seconds=round(time.monotonic() - t0, 2),
     )
+
+
+def gate_report_dir(result: LocalRunResult) -> Path:
+    """The training run's gate report (report.json/.md/.html): the decision step's
+    `report_files` artifact, beside the run's output (the report's HTML). A run that failed
+    has no output: an error naming its tasks and the tail of its log."""
+    output = result.outputs.get("Output")
+    if result.status != "SUCCESS" or not isinstance(output, dict) or "uri" not in output:
+        raise ExternalServiceError(
+            f"{result.pipeline} pipeline {result.status}: no gate report "
+            f"({', '.join(f'{t.name} {t.status}' for t in result.tasks)}):\n"
+            f"{log_tail(result, 25)}",
+            problems=[result.log],
+        )
+    return Path(output["uri"]).parent / "report_files"
 
 
 def log_tail(result: LocalRunResult, lines: int = 40) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -100,14 +101,53 @@ def _write_card(card: ModelCardData, folder: Path) -> tuple[Path, Path]:
     return md, html_
 
 
+def card_dir(settings: PlatformSettings, model: str, version: str) -> Path:
+    """Where a version's model card is kept in the workspace's reports (the demo page links it)."""
+    return settings.ws().reports_dir / "model_cards" / f"{model}-v{version}"
+
+
+def fetch_card(settings: PlatformSettings, model: str, version: str) -> Path:
+    """Copy a version's model card from its MLflow run into the workspace's reports (a version a
+    pipeline trained: its task wrote the card only to MLflow). -> the card's HTML."""
+    import mlflow.artifacts
+
+    from mlgate.training.registry import resolve_version
+
+    mv = resolve_version(connect(settings), model, version)
+    out_dir = card_dir(settings, model, str(mv.version))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".card-", dir=out_dir.parent))
+    try:
+        got = mlflow.artifacts.download_artifacts(
+            run_id=str(mv.run_id),
+            artifact_path="model_card",
+            dst_path=str(tmp),
+            tracking_uri=settings.mlflow_tracking_uri(),
+        )
+        if not (Path(got) / "model_card.html").is_file():
+            raise ExternalServiceError(
+                f"{model} v{mv.version}: MLflow run {mv.run_id} has no model_card/model_card.html"
+            )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        Path(got).rename(out_dir)
+    except MlgateError:
+        raise
+    except Exception as exc:  # MLflow raises its own kinds (and OSError) for a missing artifact
+        raise ExternalServiceError(
+            f"{model} v{mv.version}: no model card in its MLflow run {mv.run_id}: {exc}"
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / "model_card.html"
+
+
 def publish_card(card: ModelCardData, out_dir: Path) -> Path:
     """Write the card into the workspace's reports (atomically: temp folder, then rename)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".card-", dir=out_dir.parent))
     _write_card(card, tmp)
     if out_dir.exists():
-        import shutil
-
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir / "model_card.html"

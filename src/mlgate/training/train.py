@@ -358,7 +358,7 @@ def train_on_frame(
 ) -> TrainResult:
     """Fit, evaluate, log and register a version from an already built training set."""
     from mlgate.training.registry import CHALLENGER, connect
-    from mlgate.training.track import log_and_register, publish_card
+    from mlgate.training.track import card_dir, log_and_register, publish_card
 
     t0 = time.perf_counter()
     client = connect(settings)  # before any work: a broken server fails fast, nothing written
@@ -379,7 +379,7 @@ def train_on_frame(
     version, run_id, card = log_and_register(settings, client, fitted, progress=progress)
     t_log = time.perf_counter() - t0
     t0 = time.perf_counter()
-    out_dir = settings.ws().reports_dir / "model_cards" / f"{model_cfg.name}-v{version}"
+    out_dir = card_dir(settings, model_cfg.name, str(version))
     card_path = publish_card(card, out_dir)
     t_card = time.perf_counter() - t0
     return _result(

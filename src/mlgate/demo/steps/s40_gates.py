@@ -1,5 +1,8 @@
 """Demo step 40: run the gates on the trained version for dev and keep the report.
 
+In the full demo the training pipeline's gate tasks already judged v1 for dev (step 30): that
+report is shown, not judged again.
+
 Takes the version the training step registered (or the registry's `challenger` alias, so it
 works from the workspace alone with `mlgate demo --only gates`). dev is warn-only: a non-PASS
 gate is printed as a warning and the demo goes on, exactly as `mlgate gates run --env dev`.
@@ -7,11 +10,12 @@ gate is printed as a warning and the demo goes on, exactly as `mlgate gates run 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlgate.demo import DemoContext, DemoStep
-from mlgate.gates.result import GateStatus
-from mlgate.gates.run import run_gates_for_model
+from mlgate.gates.result import GateReport, GateStatus
+from mlgate.gates.run import file_report, run_gates_for_model
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
 
 ENV = "dev"
@@ -28,16 +32,32 @@ def _trained(ctx: DemoContext) -> tuple[str, str]:
     return str(model), str(_field(train, "version") or "challenger")
 
 
+def _pipelines(report_dir: Any, model: str, challenger: str) -> GateReport | None:
+    """The dev gate report of the training pipeline's run that trained this version (the full
+    demo's train step hands its folder on): judged there, not judged again."""
+    if not report_dir or not (Path(str(report_dir)) / "report.json").is_file():
+        return None
+    rep = GateReport.model_validate_json((Path(str(report_dir)) / "report.json").read_text())
+    return rep if (rep.model, rep.challenger, rep.env) == (model, challenger, ENV) else None
+
+
 def run(ctx: DemoContext) -> dict[str, Any]:
     model, challenger = _trained(ctx)
-    with ctx.progress("running gates") as say:
-        report, paths = run_gates_for_model(
-            ctx.settings,
-            model=model,
-            challenger=challenger,
-            env=ENV,
-            say=say,
-        )
+    ran_dir = _field(ctx.results.get("train"), "report_dir")
+    ran = _pipelines(ran_dir, model, challenger)
+    if ran is not None:
+        kept = file_report(ctx.settings, Path(str(ran_dir)))  # beside the CLI's own reports
+        report, paths = ran, {"report.json": kept / "report.json"}
+        ctx.console.print(f"the training pipeline's gate tasks judged v{challenger} for {ENV}:")
+    else:
+        with ctx.progress("running gates") as say:
+            report, paths = run_gates_for_model(
+                ctx.settings,
+                model=model,
+                challenger=challenger,
+                env=ENV,
+                say=say,
+            )
     for g in report.gates:
         color = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}[g.status.value]
         ctx.console.print(f"  {g.name:<12} [{color}]{g.status.value:<12}[/] {g.summary}")
