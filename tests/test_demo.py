@@ -238,3 +238,26 @@ def test_demo_ends_with_prod_lineage_and_a_clean_audit(demo_run) -> None:
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
     result = json.loads(verify.stdout)
     assert result["gaps"] == [] and result["changes_checked"] > 0
+
+
+def test_demo_runs_again_on_the_workspace_it_left(demo_run) -> None:
+    """Safe to re-run (last in this module: it moves the state the tests above read). The
+    second run's v1 enters a prod that runs the first run's version: it is promoted over it at
+    once as a recorded override, so chapter 4 can start its own shadow and canary; the audit of
+    the whole history is clean and nothing is left running."""
+    ws, first = demo_run
+    assert first.returncode == 0
+    before = json.loads(_mlgate(ws, "status", "--json").stdout)
+    env = {**os.environ, "MLGATE_WORKSPACE": str(ws), "MLGATE_REGISTRY__ADDRESS": REGISTRY,
+           "COLUMNS": "160"}  # fmt: skip
+    again = subprocess.run([sys.executable, "-m", "mlgate.cli", "demo", "--fast"],
+                           capture_output=True, text=True, env=env, timeout=1500, check=False)  # fmt: skip
+    out = " ".join((again.stdout + again.stderr).split())
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
+    prior = before["models"][0]["envs"]["prod"]["stable_version"]
+    assert f"prod ran v{prior} of an earlier run" in out and "recorded override" in out
+    after = json.loads(_mlgate(ws, "status", "--json").stdout)
+    prod = after["models"][0]["envs"]["prod"]
+    assert prod["stable_version"] != prior and not prod.get("canary_version")
+    assert "mlgate audit verify" in out and "demo complete" in out
+    test_demo_leaves_no_process_behind((ws, again))
