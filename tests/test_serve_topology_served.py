@@ -134,6 +134,16 @@ def test_serve_env_answers_from_both_logs_each_request_and_ctrl_c_stops_all(
         token = load_token(served["sink_read_token_file"], "token")
         log = fetch_requests(served["sink_read_url"], served["namespace"], served["deployment"],
                              since, token=token)  # fmt: skip
+        # Another local process cannot log requests the analysis would judge as served: the
+        # sink's write side wants the token only the router holds.
+        forged = {"ce-id": "forged", "ce-type": "io.seldon.serving.inference.request",
+                  "ce-source": "attacker", "ce-specversion": "1.0",
+                  "content-type": "application/json"}  # fmt: skip
+        for auth in ({}, {"Authorization": "Bearer " + "0" * 64}):
+            r = requests.post(
+                served["sink_url"], data=b"{}", headers={**forged, **auth}, timeout=10
+            )
+            assert r.status_code == 401, (r.status_code, r.text)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(180) == 0  # a clean stop; under a loaded machine it has taken over 60 s
         _no_orphans(children, served)

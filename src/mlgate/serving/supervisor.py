@@ -192,13 +192,17 @@ def _folder(settings: PlatformSettings, model: str, env: str) -> Path:
 @contextmanager
 def _local_sink(
     settings: PlatformSettings, model: str, env: str
-) -> Iterator[tuple[str, str, Path]]:
+) -> Iterator[tuple[str, str, Path, str]]:
+    """-> (write URL, read URL, read token file, write token). The write token lives only in
+    this process (the router is the one writer): another local process cannot log requests the
+    canary analysis would then judge as served."""
     folder = _folder(settings, model, env)
     token_file = _sink_token(folder)
+    write_token = secrets.token_hex(32)
     server = SinkServer(
         LogStore(folder / "requests"),
         read_token=load_token(token_file, "local sink read token"),
-        write_token=None,  # loopback only: the router is the one writer
+        write_token=write_token.encode(),
         write_port=0,
         read_port=0,
     )
@@ -208,6 +212,7 @@ def _local_sink(
             f"http://127.0.0.1:{server.write_port}/",
             f"http://127.0.0.1:{server.read_port}",
             token_file,
+            write_token,
         )
     finally:
         server.stop()
@@ -306,7 +311,7 @@ def serve_environment(
         served.sort(key=lambda s: order.index(s.name))
         read_url = token_file = None
         if sink_url is None:
-            sink_url, read_url, token_path = stack.enter_context(
+            sink_url, read_url, token_path, sink_token = stack.enter_context(
                 _local_sink(settings, topo.model, env)
             )
             token_file = str(token_path)
