@@ -108,6 +108,20 @@ def test_demo_git_says_what_runs_where(demo_run) -> None:
     assert quarantined and prod["stable_version"] not in quarantined
 
 
+def test_demo_builds_the_image_of_every_version_it_promotes(demo_run) -> None:
+    """Each version git pins anywhere is pinned by its own model-server image: a build record
+    with an SBOM, as `mlgate image build` writes (not a placeholder pushed to fill the pin)."""
+    ws, _ = demo_run
+    status = json.loads(_mlgate(ws, "status", "--json").stdout)
+    (model,) = [m for m in status["models"] if m["model"] == "credit_risk"]
+    records = {p.stem: json.loads(p.read_text()) for p in (ws / "images" / "credit_risk").glob("*.json")}  # fmt: skip
+    pinned = {e["stable_version"] for e in model["envs"].values() if e.get("stable_version")}
+    assert len(records) >= 3 and pinned <= set(records)  # v1, the retrain, the bad candidate
+    for version, rec in records.items():
+        assert rec["sbom_digest"].startswith("sha256:"), (version, rec)
+        assert rec["labels"]["io.mlgate.model.version"] == version, rec["labels"]
+
+
 def test_demo_manifests_validate(demo_run) -> None:
     ws, _ = demo_run
     # the demo's own GitOps repository: seeded with the embedded default's values, no

@@ -1,8 +1,8 @@
 """What several demo chapters do the same way: gate a version for an environment and promote it
-by a reviewed PR, train one more version, find a version's image.
+by a reviewed PR, train one more version, find or build a version's image.
 
 Each is a sequence of library calls (`gates.run`, `gitops.promote`, `gitops.pr`,
-`training.train`, `records.builds`, `packaging.stand_in`) and the lines that tell it: the
+`training.train`, `records.builds`, `packaging.build`) and the lines that tell it: the
 story line on the terminal (`ctx.say`), the gate table in the log (`ctx.console`).
 
 Break-glass: a report short of PASS promotes only with `--override-gates` and the failing gates
@@ -26,7 +26,7 @@ from mlgate.gitops.evidence import load_report
 from mlgate.gitops.promote import promote
 from mlgate.gitops.status import stable_version
 from mlgate.packaging import registry
-from mlgate.packaging.stand_in import push_stand_in
+from mlgate.packaging.build import build_model_image
 from mlgate.records.builds import read_record
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, ModelConfig, load_model_config
 from mlgate.training.registry import connect, resolve_version
@@ -67,26 +67,22 @@ def trained(ctx: DemoContext) -> tuple[str, str]:
 
 
 def image(ctx: DemoContext, model: str, version: str) -> str:
-    """The version's image build record; without one (the demo builds only v1's image), a
-    small labelled stand-in image of the model version, really pushed to the loopback registry
-    and recorded like a build (`packaging.stand_in`): a promotion pins only what is recorded
-    for the version, and what it pins must exist in the registry."""
+    """The version's model-server image: its build record, else built and pushed now (what
+    `mlgate image build` does). Every version the story promotes is pinned by the image that
+    serves it; the base and wheel layers are shared, so a later version's build is seconds."""
     rec = read_record(ctx.settings, model, version)
     if rec is not None:
         return rec.image
-    mv = resolve_version(connect(ctx.settings), model, version)
     started = not registry.answering(ctx.settings.registry.address)
     if started:
         registry.up(ctx.settings)
     try:
-        rec = push_stand_in(ctx.settings, model, version, str(mv.run_id), str(mv.source))
+        with ctx.progress(f"building v{version}'s model-server image") as say:
+            rec = build_model_image(ctx.settings, model, version, progress=say)
     finally:
         if started:
             registry.down(ctx.settings)
-    ctx.console.print(
-        f"no image was built for {model} {version} in this workspace: pushed a labelled "
-        f"stand-in image {rec.image} (not a model server; `mlgate image build` makes one)"
-    )
+    ctx.console.print(f"  v{version}'s model-server image {rec.reference} ({rec.digest[:19]})")
     return rec.image
 
 

@@ -14,8 +14,9 @@ outcomes have arrived) are replayed through the router (`serving.traffic.send`, 
 `mlgate traffic replay` does) in two looks, and after each look `canary analyze` reads the
 sink: the analysis over time. Everything served is stopped when the chapter ends.
 
-The predictors run from the venv runtime: only v1's image is a model server in this demo
-(chapter 2 built and ran it); later versions are pinned as labelled stand-in images.
+Every version is pinned by its own model-server image (built when first promoted,
+`demo.acts.image`); the predictors here run the same MLServer runtime and registered model
+from the venv runtime (`mlgate serve --env prod --runtime image` runs the images).
 
 A shadow is never break-glass: when the prod gate report does not PASS (`--fast`'s small
 world: drift and fairness INCONCLUSIVE below their sample floors) the shadow phase is skipped

@@ -4,8 +4,8 @@ What runs in prod now and how it got there (`mlgate audit lineage --env prod`: v
 weights, the change that made each run, who wrote, approved and merged it, its gate report
 verified against the stored hash, image, MLflow run, data fingerprint), then every change on
 main re-checked by every registered check (`mlgate audit verify`). The demo's history must be
-clean: every promoted version's image is in the registry (the fast demo pushes a labelled
-stand-in image for versions it does not build, `packaging.stand_in`) and every report verifies
+clean: every promoted version's image is in the registry (each is built when first
+promoted, `demo.acts.image`) and every report verifies
 under the policy its merge recorded (`Gate-Policy:`). A gap is printed and stops the demo
 (exit 1), as `audit verify` does.
 """
