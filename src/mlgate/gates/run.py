@@ -6,7 +6,6 @@ returns the GateReport (whose `exit_code` is the command's) and the report file 
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +24,11 @@ from mlgate.gates.evaluate import run_gates
 from mlgate.gates.policy import CutoffPolicy, GatePolicy, load_policy, policy_path_for
 from mlgate.gates.report import write_report
 from mlgate.gates.result import GateReport
+from mlgate.gitops.overlay import check_env, check_model
 from mlgate.gitops.report_store import put as store_report
 from mlgate.gitops.status import StateUnreadable
 from mlgate.outdir import check_replaceable
+from mlgate.records.values import canonical_version
 
 
 def gate_reports(settings: PlatformSettings) -> Path:
@@ -36,9 +37,6 @@ def gate_reports(settings: PlatformSettings) -> Path:
 
 def default_report_dir(settings: PlatformSettings, model: str, challenger: str, env: str) -> Path:
     return gate_reports(settings) / f"{model}-v{challenger}-{env}"
-
-
-_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def file_report(settings: PlatformSettings, report_dir: Path) -> Path:
@@ -50,10 +48,13 @@ def file_report(settings: PlatformSettings, report_dir: Path) -> Path:
         doc = GateReport.model_validate_json(src.read_bytes())
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{src}: not a gate report: {exc}") from exc
-    out = default_report_dir(settings, doc.model, doc.challenger, doc.env)
-    # the names come from the file: never a path of its choosing
-    if out.parent != gate_reports(settings) or not _SAFE.fullmatch(out.name):
-        raise BadInputError(f"{src}: model/challenger/env {out.name!r} is not a plain name")
+    # the names come from the file: checked as every other input naming them, never a path
+    try:
+        model, env = check_model(doc.model), check_env(doc.env)
+        version = canonical_version(doc.challenger, "challenger")
+    except BadInputError as exc:
+        raise BadInputError(f"{src}: {exc}") from exc
+    out = default_report_dir(settings, model, version, env)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src.parent, tmp)
