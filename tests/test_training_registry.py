@@ -23,7 +23,7 @@ from mlgate.training.registry import (
     load_training_set,
     version_lineage,
 )
-from mlgate.training.track import fetch_card
+from mlgate.training.track import card_dir, fetch_card
 from mlgate.training.train import reproduce_version
 from tests.fixtures.registry import RegisteredModel
 
@@ -143,6 +143,14 @@ def test_a_card_only_mlflow_holds_is_fetched_into_another_workspace(
     assert sorted(p.name for p in html.parent.iterdir()) == [
         "model_card.html", "model_card.md", "model_card_data.json"]  # fmt: skip
     assert [p.name for p in html.parent.parent.iterdir()] == [html.parent.name]  # no temp left
+
+
+@pytest.mark.parametrize(("model", "version"), [("../../escaped", "1"), ("credit_risk", "1/../..")])
+def test_a_card_folder_is_never_a_path_the_names_choose(
+    registered_model: RegisteredModel, model: str, version: str
+) -> None:
+    with pytest.raises(BadInputError, match="not a plain name"):
+        card_dir(registered_model.settings, model, version)
 
 
 def test_reproduction_matches(registered_model: RegisteredModel) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlgate.config import PlatformSettings
-from mlgate.errors import ExternalServiceError, MlgateError
+from mlgate.errors import BadInputError, ExternalServiceError, MlgateError
 from mlgate.records.tags import VersionTags
 from mlgate.training.model_card import ModelCardData, render_html, render_markdown
 from mlgate.training.registry import CHALLENGER, connect, is_local_uri
@@ -102,8 +102,14 @@ def _write_card(card: ModelCardData, folder: Path) -> tuple[Path, Path]:
 
 
 def card_dir(settings: PlatformSettings, model: str, version: str) -> Path:
-    """Where a version's model card is kept in the workspace's reports (the demo page links it)."""
-    return settings.ws().reports_dir / "model_cards" / f"{model}-v{version}"
+    """Where a version's model card is kept in the workspace's reports (the demo page links it).
+    The names may come from MLflow or a report file: one folder under model_cards, never a path
+    of their choosing."""
+    root = settings.ws().reports_dir / "model_cards"
+    out = root / f"{model}-v{version}"
+    if out.parent != root:
+        raise BadInputError(f"model {model!r} version {version!r}: not a plain name")
+    return out
 
 
 def fetch_card(settings: PlatformSettings, model: str, version: str) -> Path:
