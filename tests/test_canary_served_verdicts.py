@@ -42,7 +42,8 @@ from mlgate.canary.replay import period_applications
 from mlgate.canary.run import analyze
 from mlgate.canary.shadow_run import analyze_shadow
 from mlgate.config import PlatformSettings, load_settings
-from mlgate.data.protected import load_protected, protected_groups
+from mlgate.data.label_bias import LabelBias, relabel
+from mlgate.data.protected import load_protected
 from mlgate.gates.collect import run_dataset
 from mlgate.gitops import canary
 from mlgate.gitops import pr as prmod
@@ -203,11 +204,8 @@ def drifted(frame: pd.DataFrame, w: World) -> pd.DataFrame:
 
 def biased(frame: pd.DataFrame, w: World) -> pd.DataFrame:
     """Every young applicant labelled a defaulter: it learns to decline their proxies."""
-    groups = protected_groups(w.dataset, frame, load_protected(w.dataset))
-    assert groups is not None
-    young = (groups["age_band"] == "18-25").to_numpy()
-    frame.loc[young, w.dataset.label] = 1
-    return frame
+    bias = LabelBias(attribute="age_band", group="18-25", share=1.0, why="test: every one")
+    return relabel(frame, w.dataset, bias, load_protected(w.dataset))[0]
 
 
 def lenient(frame: pd.DataFrame, w: World) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from mlgate.demo import run_demo
 from mlgate.errors import MlgateError
 from mlgate.gitops.history import parse_trailers
 from mlgate.gitops.repo import GitopsRepo
+from mlgate.training.track import card_dir
 from tests.fixtures.registry import workspace_with_world
 
 
@@ -205,7 +206,8 @@ def test_cli_manifests_validate_json() -> None:
 @pytest.mark.slow
 def test_demo_step_promotes_on_gate_reports(workspace: Path, small_world: tuple[Path, Any]) -> None:
     """Train v1, then the demo's promotion steps: gates per env, a retrained v2 as a canary
-    (served and replayed), rollback, abort, and a bad candidate stopped at the gates."""
+    (served and replayed), rollback, abort, and a candidate trained on biased labels stopped at
+    the gates."""
     settings = workspace_with_world(workspace, small_world[0])
     steps = ["train", "promote", "canary", "blocked"]
     ctx = run_demo(settings, Console(record=True, width=120), fast=True, only=steps)
@@ -268,11 +270,19 @@ def test_demo_step_promotes_on_gate_reports(workspace: Path, small_world: tuple[
             assert "[GATES OVERRIDDEN]" in msg
     # dev is warn-only: both versions enter on a PASS report, without break-glass
     assert [p["overall"] for p in res["promotions"] if p["env"] == "dev"] == ["PASS", "PASS"]
-    # the misconfigured candidate: stage gates FAIL on performance, promote refuses, git untouched
+    # the candidate trained on biased labels: stage gates FAIL it on fairness for the young,
+    # promote refuses, git untouched; the bias is on record with the version
     bad = res["blocked"]
     report = json.loads((Path(bad["report_dir"]) / "report.json").read_text())
     assert bad["overall"] == report["overall"] == "FAIL" and str(report["champion"]) == v2
-    assert {g["name"]: g["status"] for g in report["gates"]}["performance"] == "FAIL"
+    fairness = {g["name"]: g for g in report["gates"]}["fairness"]
+    assert fairness["status"] == "FAIL" and "age_band" in " ".join(fairness["reasons"])
+    assert bad["not_passing"]["fairness"] == "FAIL"
+    tags = client.get_model_version("credit_risk", bad["version"]).tags
+    assert tags["label_bias"] == bad["label_bias"] and "age_band=18-25" in tags["label_bias"]
+    assert "label_bias" not in client.get_model_version("credit_risk", v2).tags
+    card = (card_dir(settings, "credit_risk", bad["version"]) / "model_card.html").read_text()
+    assert "Labels biased on purpose" in card and "age_band=18-25" in card
     assert bad["refused"].startswith("Refused (exit 1)") and bad["refs_unchanged"] is True
     envs = res["status"]["models"][0]["envs"].values()
     deployed = {e["stable_version"] for e in envs} | {e["canary_version"] for e in envs}

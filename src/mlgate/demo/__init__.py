@@ -36,7 +36,7 @@ CHAPTERS: dict[int, str] = {
     2: "v1: trained, gated, built and promoted dev -> stage -> prod by reviewed PRs",
     3: "Months pass: customers shift, the monitor on prod alerts",
     4: "v2: a retrain in prod as a shadow, then a canary on replayed traffic; the analysis decides",
-    5: "A bad candidate is stopped; what ran when, and why",
+    5: "A candidate trained on biased labels is stopped; what ran when, and why",
 }
 LOG_NAME = "demo.log"
 

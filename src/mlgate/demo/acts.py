@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from mlgate.data.label_bias import LabelBias
 from mlgate.demo import DemoContext
 from mlgate.gates.result import GateReport, GateStatus
 from mlgate.gates.run import run_gates_for_model
@@ -179,14 +180,17 @@ def promote_env(
     }
 
 
-def train_variant(ctx: DemoContext, what: str, **changes: Any) -> str:
-    """Train and register one more version: the model config with `changes` applied."""
+def train_variant(
+    ctx: DemoContext, what: str, label_bias: LabelBias | None = None, **changes: Any
+) -> str:
+    """Train and register one more version: the model config with `changes` applied, its
+    labels biased on purpose when `label_bias` says so (`data.label_bias`)."""
     base = load_model_config(DEFAULT_MODEL_CONFIG)
     cfg = ModelConfig.model_validate({**base.model_dump(), **changes}).model_copy(
         update={"source_file": base.source_file}
     )
     with ctx.progress(f"training {what}") as say:
-        result = train_model(ctx.settings, cfg, progress=say)
+        result = train_model(ctx.settings, cfg, label_bias=label_bias, progress=say)
     m = result.metrics
     ctx.say(
         f"{what}: {result.model} v{result.version} ({result.algorithm}): out-of-time AUC "

@@ -40,6 +40,7 @@ class VersionTags(BaseModel):
     event_timestamp_column: str | None = None
     algorithm: str | None = None
     gate_policy: str | None = None  # the policy file the model config named (`policy:`)
+    label_bias: str | None = None  # labels relabelled on purpose (data.label_bias), its text
     model_card: str | None = None
     image_repository: str | None = None  # written by `mlgate image build`
     image_digest: str | None = None

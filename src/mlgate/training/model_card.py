@@ -65,6 +65,7 @@ class ModelCardData(BaseModel):
     dataset_source: str
     data_fingerprint: str
     training_set_fingerprint: str
+    label_bias: str | None = None  # labels relabelled on purpose (data.label_bias)
     feature_service: str | None
     feature_views: list[str]
     git_commit: str
@@ -225,6 +226,7 @@ def _sections(d: ModelCardData) -> list[tuple[str, str]]:
         ("Dataset", f"`{d.dataset}` ({d.dataset_source})"),
         ("Source data fingerprint", f"`{d.data_fingerprint}`"),
         ("Training set fingerprint", f"`{d.training_set_fingerprint}`"),
+        *([("Labels biased on purpose", d.label_bias)] if d.label_bias else []),
         ("Time span", f"{w.data_start[:10]} .. {w.data_end[:10]}"),
         (
             "Training window",

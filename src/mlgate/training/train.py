@@ -22,6 +22,7 @@ from mlgate.config import REPO_ROOT, PlatformSettings, parse_model, policy_dir
 from mlgate.data import schema
 from mlgate.data.dataset_config import DatasetConfig, load_dataset_config
 from mlgate.data.fingerprint import fingerprint
+from mlgate.data.label_bias import LabelBias, relabel
 from mlgate.data.protected import load_protected, protected_groups
 from mlgate.data.sources import check_source_columns, with_workspace
 from mlgate.errors import BadInputError, MlgateError
@@ -116,6 +117,7 @@ class Fitted:
     fairness_note: str
     reason_code_method: str
     seconds: dict[str, float] = field(default_factory=dict)
+    label_bias: str | None = None  # LabelBias.text(): labels relabelled on purpose
 
     @property
     def key_columns(self) -> list[str]:
@@ -143,6 +145,7 @@ class Fitted:
                 "feature_service": self.feature_service or "",
                 "feature_views": ",".join(self.feature_views),
                 "git_commit": self.git_commit,
+                "label_bias": self.label_bias or "",
                 "n_features": len(self.python_model.features),
                 **{f"rows.{k}": v for k, v in self._rows().items()},
             }
@@ -187,6 +190,7 @@ class Fitted:
             windows=self.split.windows.model_dump_json(),
             event_timestamp_column=self.dataset.event_timestamp,
             algorithm=self.model_cfg.algorithm,
+            label_bias=self.label_bias,
             # a policy of the reviewed directory is recorded by name (the only form the gates
             # and promote accept); any other path is recorded as is and refused there
             gate_policy=(p.name if p.parent.resolve() == policy_dir().resolve() else str(p))
@@ -216,6 +220,7 @@ class Fitted:
             dataset_source=f"{ds.resolved_format}: {ds.path}",
             data_fingerprint=self.data_fingerprint,
             training_set_fingerprint=self.training_set_fp,
+            label_bias=self.label_bias,
             feature_service=self.feature_service,
             feature_views=self.feature_views,
             git_commit=self.git_commit,
@@ -354,9 +359,12 @@ def train_on_frame(
     training_set: pd.DataFrame,
     *,
     data_fingerprint: str,
+    label_bias: LabelBias | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Fit, evaluate, log and register a version from an already built training set."""
+    """Fit, evaluate, log and register a version from an already built training set;
+    `label_bias` relabels it first, on purpose (`data.label_bias`: a rehearsal of the fairness
+    gate), and is recorded with the version."""
     from mlgate.training.registry import CHALLENGER, connect
     from mlgate.training.track import card_dir, log_and_register, publish_card
 
@@ -364,6 +372,10 @@ def train_on_frame(
     client = connect(settings)  # before any work: a broken server fails fast, nothing written
     t_connect = time.perf_counter() - t0
     service, views = feast_lineage(dataset)
+    protected = load_protected(dataset)
+    if label_bias is not None:
+        training_set, changed = relabel(training_set, dataset, label_bias, protected)
+        (progress or (lambda _msg: None))(f"label bias: {changed} labels changed")
     fitted = fit_and_evaluate(
         model_cfg,
         dataset,
@@ -372,9 +384,11 @@ def train_on_frame(
         feature_service=service,
         feature_views=views,
         commit=git_commit(),
-        protected=load_protected(dataset),
+        protected=protected,
         progress=progress,
     )
+    if label_bias is not None:
+        fitted.label_bias = label_bias.text()
     t0 = time.perf_counter()
     version, run_id, card = log_and_register(settings, client, fitted, progress=progress)
     t_log = time.perf_counter() - t0
@@ -402,9 +416,13 @@ def train_model(
     model_cfg: ModelConfig,
     *,
     reproduce: str | None = None,
+    label_bias: LabelBias | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train and register a new version, or (`reproduce="model/version"`) retrain an old one."""
+    """Train and register a new version, or (`reproduce="model/version"`) retrain an old one.
+    `label_bias`: the training set's labels biased on purpose (see `train_on_frame`)."""
+    if reproduce and label_bias is not None:
+        raise BadInputError("a reproduced version is trained as it was: no label bias")
     if reproduce:
         return reproduce_version(settings, reproduce, progress=progress)
     from mlgate.features.training_set import build_training_set
@@ -425,7 +443,13 @@ def train_model(
     training_set = build_training_set(settings, dataset, approved_only=True, matured_only=True)
     t_build = time.perf_counter() - t0
     result = train_on_frame(
-        settings, model_cfg, dataset, training_set, data_fingerprint=data_fp, progress=progress
+        settings,
+        model_cfg,
+        dataset,
+        training_set,
+        data_fingerprint=data_fp,
+        label_bias=label_bias,
+        progress=progress,
     )
     result.seconds = {"training_set": t_build, **result.seconds}
     return result

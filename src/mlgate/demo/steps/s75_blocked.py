@@ -1,8 +1,12 @@
-"""Demo step 75: a bad candidate is stopped at the gates, and git says what runs where.
+"""Demo step 75: a candidate trained on biased labels is stopped at the gates, and git says
+what runs where.
 
-A misconfigured candidate (a single one-split tree) is trained and gated for stage: the gates
-FAIL it, `promote` refuses its report, and the GitOps remote's refs are exactly as they were.
-Then `mlgate status` (from git alone), the MLflow aliases brought in line with git (twice: the
+v3 is trained on labels a biased collections process left: a share of 18-25-year-olds' good
+loans recorded as defaults (`data.label_bias`, recorded with the version). Age is never a model
+input, yet v3 learns its proxies. Measured on its own holdout, cut from the same labels, it
+looks better than the champion (AUC, P&L). The stage gates FAIL it on fairness (the four-fifths
+rule for age_band), `promote` refuses its report, and the GitOps remote's refs are exactly as
+they were. Then `mlgate status` (from git alone), the MLflow aliases brought in line with git (twice: the
 second finds nothing to fix) and every manifest of the GitOps repository validated.
 """
 
@@ -12,8 +16,10 @@ from typing import Any
 
 from rich.markup import escape
 
+from mlgate.data.label_bias import LabelBias
 from mlgate.demo import DemoContext, DemoStep, acts
 from mlgate.errors import BadInputError, Inconclusive
+from mlgate.gates.result import GateReport, GateStatus
 from mlgate.gitops.aliases import sync_aliases
 from mlgate.gitops.pr import Refused
 from mlgate.gitops.promote import promote
@@ -21,18 +27,31 @@ from mlgate.gitops.repo import GitopsRepo
 from mlgate.gitops.status import read_status, status_table
 from mlgate.gitops.validate import validate_tree
 
-# v3: a misconfigured candidate (a single one-split tree), to show a gate blocking it
-BAD_CANDIDATE = {
-    "algorithm": "hist_gradient_boosting",
-    "params": {"max_iter": 1, "max_depth": 1, "early_stopping": False},
-}
+# v3's labels: measured on the full world, 10% of the group's good loans made defaults is
+# enough for the four-fifths rule to stop it while every other gate passes (AUC and P&L even
+# look better on its own biased holdout).
+BIAS = LabelBias(
+    attribute="age_band",
+    group="18-25",
+    share=0.10,
+    seed=7,
+    why="a collections process that wrote off young borrowers' arrears as defaults",
+)
+
+
+LOOKS_BETTER = ("performance", "pnl")  # shown even when they pass: on its own data it looks fine
 
 
 def _blocked(ctx: DemoContext, repo: GitopsRepo, model: str) -> dict[str, Any]:
-    version = acts.train_variant(ctx, "a misconfigured candidate", **BAD_CANDIDATE)
+    ctx.say(f"a candidate trained on biased labels: {BIAS.text()}")
+    version = acts.train_variant(ctx, "a candidate trained on biased labels", label_bias=BIAS)
     report, overall, _reason = acts.gates(ctx, model, version, "stage")
     if overall == "PASS":
-        raise BadInputError(f"{model} {version}: the stage gates passed a bad candidate")
+        raise BadInputError(f"{model} {version}: the stage gates passed a biased candidate")
+    doc = GateReport.model_validate_json((report / "report.json").read_text())
+    for g in doc.gates:
+        if g.status != GateStatus.PASS or g.name in LOOKS_BETTER:
+            ctx.say(f"    {g.name} {g.status.value}: {escape(g.summary)}")
     before = repo.remote_refs()
     image = acts.image(ctx, model, version)
     try:
@@ -49,7 +68,9 @@ def _blocked(ctx: DemoContext, repo: GitopsRepo, model: str) -> dict[str, Any]:
     ctx.console.print(f"    {refused}", markup=False)
     return {
         "version": version,
+        "label_bias": BIAS.text(),
         "overall": overall,
+        "not_passing": {g.name: g.status.value for g in doc.gates if g.status != GateStatus.PASS},
         "report_dir": str(report),
         "refused": refused,
         "refs_unchanged": unchanged,
@@ -99,7 +120,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
 STEP = DemoStep(
     order=75,
     name="blocked",
-    title="A bad candidate stopped at the gates; status, aliases, manifests",
+    title="A candidate trained on biased labels stopped at the gates; status, aliases, manifests",
     run=run,
     chapter=5,
 )
