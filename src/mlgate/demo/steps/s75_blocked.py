@@ -6,8 +6,9 @@ loans recorded as defaults (`data.label_bias`, recorded with the version). Age i
 input, yet v3 learns its proxies. Measured on its own holdout, cut from the same labels, it
 looks better than the champion (AUC, P&L). The stage gates FAIL it on fairness (the four-fifths
 rule for age_band), `promote` refuses its report, and the GitOps remote's refs are exactly as
-they were. Then `mlgate status` (from git alone), the MLflow aliases brought in line with git (twice: the
-second finds nothing to fix) and every manifest of the GitOps repository validated.
+they were. Then `mlgate status` (from git alone), the MLflow aliases brought in line with git
+(twice: the second finds nothing to fix) and every manifest of the GitOps repository
+validated.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ BIAS = LabelBias(
     seed=7,
     why="a collections process that wrote off young borrowers' arrears as defaults",
 )
-
-
 LOOKS_BETTER = ("performance", "pnl")  # shown even when they pass: on its own data it looks fine
 
 
