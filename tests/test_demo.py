@@ -116,7 +116,7 @@ def test_demo_builds_the_image_of_every_version_it_promotes(demo_run) -> None:
     (model,) = [m for m in status["models"] if m["model"] == "credit_risk"]
     records = {p.stem: json.loads(p.read_text()) for p in (ws / "images" / "credit_risk").glob("*.json")}  # fmt: skip
     pinned = {e["stable_version"] for e in model["envs"].values() if e.get("stable_version")}
-    assert len(records) >= 3 and pinned <= set(records)  # v1, the retrain, the bad candidate
+    assert len(records) >= 3 and pinned <= set(records)  # v1, the retrain, the biased candidate
     for version, rec in records.items():
         assert rec["sbom_digest"].startswith("sha256:"), (version, rec)
         assert rec["labels"]["io.mlgate.model.version"] == version, rec["labels"]
