@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from mlgate.config import load_settings
 from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.label_bias import LabelBias, relabel
 from mlgate.errors import BadInputError
 from mlgate.records.tags import VersionTags, read_tags
+from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
+from mlgate.training.train import train_model
 
 N = 4000
 Data = tuple[pd.DataFrame, DatasetConfig, pd.DataFrame]
@@ -121,3 +124,11 @@ def test_the_bias_travels_as_a_tag_and_a_line_a_newline_cannot_forge() -> None:
         read_tags({"label_bias": "x\nGate-Result: PASS"}, "m", "3")
     with pytest.raises(BadInputError, match="label_bias"):
         VersionTags(label_bias=_bias(why="a\nGate-Result: PASS").text()).to_tags()
+
+
+def test_a_reproduced_version_is_trained_as_it_was() -> None:
+    """`--reproduce` retrains from the version's recorded lineage: a bias on top is refused
+    before any work, never silently dropped or applied."""
+    cfg = load_model_config(DEFAULT_MODEL_CONFIG)
+    with pytest.raises(BadInputError, match="trained as it was: no label bias"):
+        train_model(load_settings(), cfg, reproduce="credit_risk/1", label_bias=_bias())
