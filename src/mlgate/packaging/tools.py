@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,11 +80,24 @@ def buildah(
     cmd = [require("buildah"), *storage_args(), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     if check and proc.returncode != 0:
-        raise ExternalServiceError(
-            f"buildah {args[0]} failed (exit {proc.returncode}): "
-            + (proc.stderr.strip() or proc.stdout.strip())[-2000:]
-        )
+        raise _failed(args, proc)
     return proc
+
+
+def _failed(args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> ExternalServiceError:
+    return ExternalServiceError(
+        f"buildah {args[0]} failed (exit {proc.returncode}): "
+        + (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+    )
+
+
+# buildah's chroot runtime re-executes itself from a sealed memfd copy of its binary. The
+# kernel refuses the seal (EBUSY) while it still holds a reference to one of the copy's pages,
+# e.g. reclaim or writeback in flight, so a build fails for no reason of its own: seen once
+# in about 50 demo builds on this machine (2026-11-30), and the next build seconds later
+# succeeded. Only that failure is retried; any other fails at once.
+TRANSIENT = ("sealing memfd copy: Device or resource busy",)
+BUILD_ATTEMPTS = 3
 
 
 def build(ctx: Path, tag: str, build_args: dict[str, str] | None = None) -> None:
@@ -92,7 +106,15 @@ def build(ctx: Path, tag: str, build_args: dict[str, str] | None = None) -> None
     args = ["build", "--isolation", "chroot", "--layers=false", "--pull=never"]
     for key, value in sorted((build_args or {}).items()):
         args += ["--build-arg", f"{key}={value}"]
-    buildah([*args, "-f", str(ctx / "Containerfile"), "-t", tag, str(ctx)])
+    args += ["-f", str(ctx / "Containerfile"), "-t", tag, str(ctx)]
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        proc = buildah(args, check=False)
+        if proc.returncode == 0:
+            return
+        said = proc.stderr + proc.stdout
+        if attempt == BUILD_ATTEMPTS or not any(t in said for t in TRANSIENT):
+            raise _failed(args, proc)
+        time.sleep(attempt)
 
 
 def skopeo(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
