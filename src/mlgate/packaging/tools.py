@@ -94,8 +94,8 @@ def _failed(args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> Exte
 # buildah's chroot runtime re-executes itself from a sealed memfd copy of its binary. The
 # kernel refuses the seal (EBUSY) while it still holds a reference to one of the copy's pages,
 # e.g. reclaim or writeback in flight, so a build fails for no reason of its own: seen once
-# in about 50 demo builds on this machine (2026-11-30), and the next build seconds later
-# succeeded. Only that failure is retried; any other fails at once.
+# in seven full demo runs (about 20 builds) on this machine (2026-11-30), and the next run's
+# builds succeeded. Only that failure is retried; any other fails at once.
 TRANSIENT = ("sealing memfd copy: Device or resource busy",)
 BUILD_ATTEMPTS = 3
 
