@@ -16,8 +16,10 @@ from mlgate.data.dataset_config import DatasetConfig
 from mlgate.data.label_bias import LabelBias, relabel
 from mlgate.errors import BadInputError
 from mlgate.records.tags import VersionTags, read_tags
+from mlgate.training.model_card import render_html
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
 from mlgate.training.train import train_model
+from tests.test_fairness_joins import _card
 
 N = 4000
 Data = tuple[pd.DataFrame, DatasetConfig, pd.DataFrame]
@@ -132,3 +134,22 @@ def test_a_reproduced_version_is_trained_as_it_was() -> None:
     cfg = load_model_config(DEFAULT_MODEL_CONFIG)
     with pytest.raises(BadInputError, match="trained as it was: no label bias"):
         train_model(load_settings(), cfg, reproduce="credit_risk/1", label_bias=_bias())
+
+
+def test_the_card_shows_names_and_reasons_as_text_never_as_html() -> None:
+    """The attack: a label bias's reason and a model description carrying markup. The card
+    (Markdown rendered to HTML, opened by reviewers) shows both as text; a `|` in a table
+    cell stays in its cell."""
+    rng = np.random.default_rng(0)
+    y, pd_ = (rng.random(500) < 0.1).astype(int), rng.random(500)
+    card = _card(y, pd_, []).model_copy(
+        update={
+            "label_bias": _bias(why="<script>alert(1)</script> | branch 7").text(),
+            "description": "<img src=x onerror=alert(1)>",
+        }
+    )
+    page = render_html(card)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    row = next(r for r in page.split("<tr>") if "Labels biased on purpose" in r)
+    assert "| branch 7" in row and row.count("<td>") == 2

@@ -242,7 +242,7 @@ def _sections(d: ModelCardData) -> list[tuple[str, str]]:
         ),
         ("Population", f"{d.population_rows} matured, approved applications"),
     ]
-    body = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in data_rows)
+    body = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in data_rows)
     body += f"\n\n**Population and exclusions.** {d.exclusions}"
     out.append(("Data", body))
     feats = "\n".join(f"- `{f}` (numeric)" for f in d.numeric_features)
@@ -362,11 +362,19 @@ def render_markdown(d: ModelCardData) -> str:
     return "\n".join(parts)
 
 
+def _cell(value: str) -> str:
+    """A table cell's text: a `|` in it would end the cell and push the rest into a column
+    that is not rendered."""
+    return value.replace("|", "\\|")
+
+
 def _md_to_html(body: str) -> str:
     """Markdown (CommonMark + tables) -> HTML, with markdown-it (already in the stack via rich)."""
     from markdown_it import MarkdownIt
 
-    return str(MarkdownIt("commonmark").enable("table").render(body))
+    # raw HTML off: the card shows names and values from data files, MLflow and model configs
+    # (a protected group's value, a label bias's reason), which must read as text, never run
+    return str(MarkdownIt("commonmark", {"html": False}).enable("table").render(body))
 
 
 def render_html(d: ModelCardData) -> str:
