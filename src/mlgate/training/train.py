@@ -145,11 +145,12 @@ class Fitted:
                 "feature_service": self.feature_service or "",
                 "feature_views": ",".join(self.feature_views),
                 "git_commit": self.git_commit,
-                "label_bias": self.label_bias or "",
                 "n_features": len(self.python_model.features),
                 **{f"rows.{k}": v for k, v in self._rows().items()},
             }
         )
+        if self.label_bias:
+            out["label_bias"] = self.label_bias
         return out
 
     def _rows(self) -> dict[str, int]:
@@ -257,6 +258,7 @@ def fit_and_evaluate(
     feature_views: list[str],
     commit: str,
     protected: pd.DataFrame | None = None,
+    label_bias: str | None = None,
     progress: Progress | None = None,
 ) -> Fitted:
     """Split out of time, fit, calibrate and evaluate. Deterministic given config and content."""
@@ -336,6 +338,7 @@ def fit_and_evaluate(
         fairness_note=note,
         reason_code_method=method,
         seconds={"fit": t_fit - t0, "evaluate": t_eval - t_fit},
+        label_bias=label_bias,
     )
 
 
@@ -375,7 +378,8 @@ def train_on_frame(
     protected = load_protected(dataset)
     if label_bias is not None:
         training_set, changed = relabel(training_set, dataset, label_bias, protected)
-        (progress or (lambda _msg: None))(f"label bias: {changed} labels changed")
+        if progress is not None:
+            progress(f"label bias: {changed} labels changed")
     fitted = fit_and_evaluate(
         model_cfg,
         dataset,
@@ -385,10 +389,9 @@ def train_on_frame(
         feature_views=views,
         commit=git_commit(),
         protected=protected,
+        label_bias=label_bias.text() if label_bias is not None else None,
         progress=progress,
     )
-    if label_bias is not None:
-        fitted.label_bias = label_bias.text()
     t0 = time.perf_counter()
     version, run_id, card = log_and_register(settings, client, fitted, progress=progress)
     t_log = time.perf_counter() - t0
