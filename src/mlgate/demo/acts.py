@@ -116,8 +116,11 @@ def print_gates(ctx: DemoContext, report: GateReport) -> None:
         ctx.console.print(f"    {g.name:<17} {g.status.value:<12} {g.summary}", markup=False)
 
 
-def gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, str, str | None]:
-    """Run the gates for `env` (champion from git); -> (report dir, overall, override reason)."""
+def gates(
+    ctx: DemoContext, model: str, version: str, env: str
+) -> tuple[Path, str, str | None, GateReport]:
+    """Run the gates for `env` (champion from git); -> (report dir, overall, override reason,
+    the report)."""
     champion = stable_version(ctx.settings, model, env)
     vs = f"vs champion v{champion}" if champion else "first version, held to the floors"
     reused = _reusable(ctx, model, version, env, champion)
@@ -145,7 +148,7 @@ def gates(ctx: DemoContext, model: str, version: str, env: str) -> tuple[Path, s
     )
     ctx.console.print(f"    report {report_dir}")
     print_gates(ctx, doc)
-    return report_dir, overall, None if overall == "PASS" else override_reason(doc)
+    return report_dir, overall, None if overall == "PASS" else override_reason(doc), doc
 
 
 def merge(ctx: DemoContext, pr: prmod.PullRequest, approvers: list[str]) -> str:
@@ -160,7 +163,7 @@ def promote_env(
 ) -> dict[str, Any]:
     """Gate `version` for `env` and promote it by a PR merged with approvals (break-glass, two
     approvers, when the gates do not PASS)."""
-    report, overall, reason = gates(ctx, model, version, env)
+    report, overall, reason, _doc = gates(ctx, model, version, env)
     if reason is not None:
         ctx.say(
             f"  [bold yellow]break-glass[/] {env}: gates {overall}; promoted with the reason "

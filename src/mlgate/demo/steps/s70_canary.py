@@ -218,7 +218,7 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     image2 = acts.image(ctx, model, v2)
     ctx.say(f"v{v2} through dev and stage; in prod first as a shadow beside v{v1}, then a canary:")
     promotions = [acts.promote_env(ctx, model, v2, env, image2) for env in ("dev", "stage")]
-    report, overall, reason = acts.gates(ctx, model, v2, "prod")
+    report, overall, reason, _doc = acts.gates(ctx, model, v2, "prod")
     start = _period_start(ctx, model, v2)
     shadow = None
     if reason is None:

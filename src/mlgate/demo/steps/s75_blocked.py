@@ -20,7 +20,7 @@ from rich.markup import escape
 from mlgate.data.label_bias import LabelBias
 from mlgate.demo import DemoContext, DemoStep, acts
 from mlgate.errors import BadInputError, Inconclusive
-from mlgate.gates.result import GateReport, GateStatus
+from mlgate.gates.result import GateStatus
 from mlgate.gitops.aliases import sync_aliases
 from mlgate.gitops.pr import Refused
 from mlgate.gitops.promote import promote
@@ -44,10 +44,9 @@ LOOKS_BETTER = ("performance", "pnl")  # shown even when they pass: on its own d
 def _blocked(ctx: DemoContext, repo: GitopsRepo, model: str) -> dict[str, Any]:
     ctx.say(f"a candidate trained on biased labels: {BIAS.text()}")
     version = acts.train_variant(ctx, "a candidate trained on biased labels", label_bias=BIAS)
-    report, overall, _reason = acts.gates(ctx, model, version, "stage")
+    report, overall, _reason, doc = acts.gates(ctx, model, version, "stage")
     if overall == "PASS":
         raise BadInputError(f"{model} {version}: the stage gates passed a biased candidate")
-    doc = GateReport.model_validate_json((report / "report.json").read_text())
     for g in doc.gates:
         if g.status != GateStatus.PASS or g.name in LOOKS_BETTER:
             ctx.say(f"    {g.name} {g.status.value}: {escape(g.summary)}")
