@@ -301,7 +301,8 @@ def test_a_failed_write_is_a_5xx_and_leaves_nothing_half_written(tmp_path: Path)
     with thread_sink(tmp_path / "log") as (sink, server):
         assert post(sink, "request", "ok", BODY).status_code == 200
         # Tomorrow's file cannot be created (a directory is in its way): the write fails.
-        tomorrow = datetime.now(UTC) + timedelta(hours=20)
+        # Tomorrow's first second is a day ahead at most, so the door admits it at any hour.
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0)
         blocked = sink.folder / NS / SDEP / f"{tomorrow.date().isoformat()}.jsonl"
         blocked.mkdir(exist_ok=True)
         when = tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
