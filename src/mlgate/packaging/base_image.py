@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mlgate.errors import ExternalServiceError
-from mlgate.packaging import tools
+from mlgate.packaging import containers, tools
 
 SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv", "ca-certificates")
@@ -152,7 +152,8 @@ def ensure_base(
     ):
         return BaseImage(reference=ref, source="debootstrap", key=key, dpkg_status=str(status))
     tar = _build_rootfs_tar(mirror, key, include)
-    ctr = tools.buildah(["from", "scratch"]).stdout.strip()
+    containers.remove_left_containers()
+    ctr = tools.buildah(["from", "--name", containers.owned_name(), "scratch"]).stdout.strip()
     try:
         tools.buildah(["add", ctr, str(tar), "/"])
         tools.buildah(["config", "--env", "LANG=C.UTF-8", "--cmd", "/usr/bin/python3", ctr])

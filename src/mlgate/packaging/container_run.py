@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
 from mlgate.errors import ExternalServiceError
-from mlgate.packaging import tools
+from mlgate.packaging import containers, tools
 from mlgate.packaging.containerfile import VENV
 
 
@@ -155,9 +155,13 @@ def _container(
 ) -> Iterator[tuple[str, Path, ImageConfig]]:
     """A container of `image` (pulled from the registry when `pull`), mounted; removed after."""
     _require_tools()
+    containers.remove_left_containers()
     source = f"docker://{image}" if pull else image
-    proc_from = tools.buildah(["from", _tls(settings), "--pull-always" if pull else "--pull=false",
-                               source], check=False)  # fmt: skip
+    pulling = "--pull-always" if pull else "--pull=false"
+    name = containers.owned_name()
+    proc_from = tools.buildah(
+        ["from", _tls(settings), pulling, "--name", name, source], check=False
+    )
     if proc_from.returncode != 0:
         raise ExternalServiceError(
             f"cannot create a container from {image}: {proc_from.stderr[-800:]}"
