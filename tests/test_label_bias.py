@@ -5,6 +5,7 @@ what is wrong; the spec travels with the version (its MLflow tag and the model c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ from mlgate.errors import BadInputError
 from mlgate.records.tags import VersionTags, read_tags
 from mlgate.training.model_card import render_html
 from mlgate.training.model_config import DEFAULT_MODEL_CONFIG, load_model_config
-from mlgate.training.train import train_model
+from mlgate.training.train import reproduce_version, train_model
+from tests.fixtures.registry import workspace_with_world
 from tests.test_fairness_joins import _card
 
 N = 4000
@@ -87,6 +89,10 @@ def test_the_same_seed_biases_the_same_rows(data: Data) -> None:
     everyone, n = relabel(frame, ds, _bias(share=1.0), protected)
     band = frame["customer_id"].map(protected.set_index("customer_id")["age_band"])
     assert (everyone.loc[(band == "18-25").to_numpy(), "default_12m"] == 1).all() and n > 0
+    # The draw follows the row, not its position: shuffled, the same loans are relabelled.
+    shuffled = frame.sample(frac=1.0, random_state=5)
+    again, _ = relabel(shuffled, ds, _bias(), protected)
+    assert again.loc[a.index, "default_12m"].equals(a["default_12m"])
 
 
 @pytest.mark.parametrize(
@@ -134,6 +140,21 @@ def test_a_reproduced_version_is_trained_as_it_was() -> None:
     cfg = load_model_config(DEFAULT_MODEL_CONFIG)
     with pytest.raises(BadInputError, match="trained as it was: no label bias"):
         train_model(load_settings(), cfg, reproduce="credit_risk/1", label_bias=_bias())
+
+
+def test_a_biased_version_is_reproduced_from_source_with_its_recorded_bias(
+    tmp_path: Path, small_world: tuple[Path, Any]
+) -> None:
+    """The spec is kept with the run (`config/label_bias.json`), so a reproduction rebuilds the
+    set through Feast, biases the same loans again and matches the recorded fingerprint: it
+    does not fall back to the stored copy and call the source changed."""
+    settings = workspace_with_world(tmp_path / "ws", small_world[0])
+    bias = _bias(share=0.2, seed=3)
+    trained = train_model(settings, load_model_config(DEFAULT_MODEL_CONFIG), label_bias=bias)
+    again = reproduce_version(settings, f"{trained.model}/{trained.version}")
+    assert again.training_set_source.startswith("feast, labels biased again as recorded")
+    assert again.training_set_fingerprint == trained.training_set_fingerprint
+    assert again.holdout_identical is True
 
 
 def test_the_card_shows_names_and_reasons_as_text_never_as_html() -> None:

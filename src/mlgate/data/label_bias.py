@@ -18,6 +18,8 @@ learned from.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,8 +79,19 @@ def relabel(
         raise BadInputError(f"{where}: no row has {bias.attribute}={bias.group!r} (groups: {seen})")
     labels = pd.to_numeric(frame[dataset.label], errors="coerce").to_numpy()
     good = member & (labels == 0)
-    draw = np.random.default_rng(bias.seed).random(len(frame))
+    draw = _draws(frame, dataset, bias.seed)
     flip = good & (draw < bias.share)
     out = frame.copy()
     out.loc[flip, dataset.label] = 1
     return out, int(flip.sum())
+
+
+def _draws(frame: pd.DataFrame, dataset: DatasetConfig, seed: int) -> np.ndarray:
+    """A uniform draw per row from its key and the seed, not from its position: the same row
+    draws the same number however the frame is ordered, so a reproduction that rebuilds the
+    training set (`training.train.reproduce_version`) relabels the very same loans."""
+    row = dataset.row_key
+    key = row if row and row in frame.columns else dataset.entity_key
+    salt = hashlib.blake2b(str(seed).encode(), digest_size=8).hexdigest()  # 16 characters
+    hashed = pd.util.hash_pandas_object(frame[key].astype(str), index=False, hash_key=salt)
+    return hashed.to_numpy(dtype=np.uint64) / float(2**64)

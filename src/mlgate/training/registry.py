@@ -25,6 +25,7 @@ import requests
 from pydantic import BaseModel
 
 from mlgate.config import PlatformSettings
+from mlgate.data.label_bias import LabelBias
 from mlgate.errors import BadInputError, ExternalServiceError
 from mlgate.records.tags import read_tags
 from mlgate.records.values import canonical_version, is_version_number
@@ -32,6 +33,9 @@ from mlgate.training.reason_codes import ReasonCode
 from mlgate.training.split import SplitWindows
 
 CHALLENGER = "challenger"
+# The label bias a version was trained with, as its spec (its MLflow tag is the text): written
+# with the run's artifacts by `training.track`, read here for a reproduction.
+LABEL_BIAS_ARTIFACT = "config/label_bias.json"
 # The tags a version needs for its lineage (`records.tags` holds them all, writer and parser).
 LINEAGE_TAGS = (
     "data_fingerprint",
@@ -62,6 +66,7 @@ class Lineage(BaseModel):
     aliases: list[str]
     windows: SplitWindows
     event_timestamp_column: str | None = None
+    label_bias: str | None = None  # the labels were biased on purpose (data.label_bias)
 
 
 def is_local_uri(uri: str) -> bool:
@@ -154,6 +159,7 @@ def version_lineage(settings: PlatformSettings, model: str, version: str | int) 
         aliases=sorted(getattr(mv, "aliases", []) or []),
         windows=windows,
         event_timestamp_column=tags.event_timestamp_column,
+        label_bias=tags.label_bias,
     )
 
 
@@ -170,6 +176,18 @@ def _download(settings: PlatformSettings, uri: str) -> Path:
 
 def read_artifact_json(settings: PlatformSettings, run_id: str, path: str) -> Any:
     return json.loads(_download(settings, f"runs:/{run_id}/{path}").read_text())
+
+
+def recorded_label_bias(settings: PlatformSettings, lineage: Lineage) -> LabelBias | None:
+    """The label bias a version was trained with, None if none (its tag says which)."""
+    if not lineage.label_bias:
+        return None
+    raw = read_artifact_json(settings, lineage.run_id, LABEL_BIAS_ARTIFACT)
+    try:
+        return LabelBias.model_validate(raw)
+    except ValueError as exc:
+        where = f"{lineage.model} version {lineage.version}: {LABEL_BIAS_ARTIFACT}"
+        raise BadInputError(f"{where}: {str(exc).splitlines()[0]}") from None
 
 
 def load_training_set(

@@ -22,7 +22,7 @@ from mlgate.config import PlatformSettings
 from mlgate.errors import BadInputError, ExternalServiceError, MlgateError
 from mlgate.records.tags import VersionTags
 from mlgate.training.model_card import ModelCardData, render_html, render_markdown
-from mlgate.training.registry import CHALLENGER, connect, is_local_uri
+from mlgate.training.registry import CHALLENGER, LABEL_BIAS_ARTIFACT, connect, is_local_uri
 
 if TYPE_CHECKING:
     from mlgate.training.train import Fitted
@@ -75,6 +75,8 @@ def _write_artifacts(fitted: Fitted, folder: Path) -> None:
     ds = fitted.dataset.model_dump(mode="json")
     ds["source_file"] = fitted.dataset.source_file
     (cfg_dir / "dataset_config.json").write_text(json.dumps(ds, indent=2))
+    if fitted.label_bias is not None:  # what a reproduction applies again (the tag is its text)
+        (folder / LABEL_BIAS_ARTIFACT).write_text(fitted.label_bias.model_dump_json(indent=2))
     ev = folder / "evaluation"
     ev.mkdir()
     e = fitted.evaluation

@@ -117,7 +117,7 @@ class Fitted:
     fairness_note: str
     reason_code_method: str
     seconds: dict[str, float] = field(default_factory=dict)
-    label_bias: str | None = None  # LabelBias.text(): labels relabelled on purpose
+    label_bias: LabelBias | None = None  # labels relabelled on purpose (data.label_bias)
 
     @property
     def key_columns(self) -> list[str]:
@@ -149,8 +149,8 @@ class Fitted:
                 **{f"rows.{k}": v for k, v in self._rows().items()},
             }
         )
-        if self.label_bias:
-            out["label_bias"] = self.label_bias
+        if self.label_bias is not None:
+            out["label_bias"] = self.label_bias.text()
         return out
 
     def _rows(self) -> dict[str, int]:
@@ -191,7 +191,7 @@ class Fitted:
             windows=self.split.windows.model_dump_json(),
             event_timestamp_column=self.dataset.event_timestamp,
             algorithm=self.model_cfg.algorithm,
-            label_bias=self.label_bias,
+            label_bias=self.label_bias.text() if self.label_bias is not None else None,
             # a policy of the reviewed directory is recorded by name (the only form the gates
             # and promote accept); any other path is recorded as is and refused there
             gate_policy=(p.name if p.parent.resolve() == policy_dir().resolve() else str(p))
@@ -221,7 +221,7 @@ class Fitted:
             dataset_source=f"{ds.resolved_format}: {ds.path}",
             data_fingerprint=self.data_fingerprint,
             training_set_fingerprint=self.training_set_fp,
-            label_bias=self.label_bias,
+            label_bias=self.label_bias.text() if self.label_bias is not None else None,
             feature_service=self.feature_service,
             feature_views=self.feature_views,
             git_commit=self.git_commit,
@@ -258,7 +258,7 @@ def fit_and_evaluate(
     feature_views: list[str],
     commit: str,
     protected: pd.DataFrame | None = None,
-    label_bias: str | None = None,
+    label_bias: LabelBias | None = None,
     progress: Progress | None = None,
 ) -> Fitted:
     """Split out of time, fit, calibrate and evaluate. Deterministic given config and content."""
@@ -389,7 +389,7 @@ def train_on_frame(
         feature_views=views,
         commit=git_commit(),
         protected=protected,
-        label_bias=label_bias.text() if label_bias is not None else None,
+        label_bias=label_bias,
         progress=progress,
     )
     t0 = time.perf_counter()
@@ -470,7 +470,8 @@ def reproduce_version(
 ) -> TrainResult:
     """Retrain a registered version from its recorded lineage and compare holdout predictions.
 
-    The training set is rebuilt through Feast over the recorded window; when its fingerprint
+    The training set is rebuilt through Feast over the recorded window, with the recorded label
+    bias applied again if the version was trained on one; when its fingerprint
     differs from the recorded one (the source data changed) the content-addressed copy kept
     with the run is used instead. Nothing is registered.
     """
@@ -480,6 +481,7 @@ def reproduce_version(
         load_holdout,
         load_scorer,
         read_artifact_json,
+        recorded_label_bias,
         resolve_version,
         version_lineage,
     )
@@ -500,12 +502,17 @@ def reproduce_version(
     source = "stored"
     training_set: pd.DataFrame | None = None
     data_fp = lineage.data_fingerprint
+    bias = recorded_label_bias(settings, lineage)  # its labels were biased on purpose
     try:
         say("rebuilding the training set through Feast over the recorded window")
         end = pd.Timestamp(windows.data_end) + pd.Timedelta(microseconds=1)
         rebuilt = build_training_set(settings, dataset, start=windows.data_start, end=end)
+        how = "feast (fingerprint matches the recorded one)"
+        if bias is not None:
+            rebuilt, _ = relabel(rebuilt, dataset, bias, load_protected(dataset))
+            how = "feast, labels biased again as recorded (fingerprint matches the recorded one)"
         if fingerprint(canonical(rebuilt, dataset)).sha256 == lineage.training_set_fingerprint:
-            training_set, source = rebuilt, "feast (fingerprint matches the recorded one)"
+            training_set, source = rebuilt, how
         else:
             source = "stored copy (the source data changed: rebuilt fingerprint differs)"
     except MlgateError as exc:
@@ -528,6 +535,7 @@ def reproduce_version(
         feature_views=lineage.feature_views,
         commit=git_commit(),
         protected=None,
+        label_bias=bias,
         progress=progress,
     )
     holdout = load_holdout(settings, name, version)
