@@ -21,6 +21,8 @@ from mlgate.workspace import ENV_VAR, Workspace
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
+# The `--json` flag of a command whose output scripts and CI read (`emit_json` prints it).
+JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 @dataclass

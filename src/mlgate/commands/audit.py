@@ -23,7 +23,7 @@ from mlgate.audit.lineage import (
     version_runs,
 )
 from mlgate.audit.verify import VerifyResult, verify_history
-from mlgate.commands._common import console, emit_json, out, progress, state
+from mlgate.commands._common import JSON, console, emit_json, out, progress, state
 from mlgate.errors import BadInputError
 
 COMMANDS = ("audit",)
@@ -32,8 +32,6 @@ audit_app = typer.Typer(
     help="Read-only audit of what ran where, on what evidence, approved by whom.",
     no_args_is_help=True,
 )
-
-_JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 def _when(t: datetime | None) -> str:
@@ -190,7 +188,7 @@ def register(app: typer.Typer) -> None:
         at: str | None = typer.Option(
             None, "--at", help="ISO 8601 time (UTC if no offset); default now. Needs --env."
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """What ran (stable, canary, weights), how it got there (author, approvers, merger,
         verified gate report) and what it is (image, MLflow run, data, features, code), from
@@ -220,7 +218,7 @@ def register(app: typer.Typer) -> None:
         check: list[str] = typer.Option(
             None, "--check", help="Run only this check (repeatable); default: every check."
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Re-check every change on main (first-parent) with every registered check; report
         every gap, exit 1 if any."""
@@ -253,7 +251,7 @@ def register(app: typer.Typer) -> None:
         cutoff: float | None = typer.Option(
             None, "--cutoff", help="Not logged: with --version, when git has no overlay then."
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Why an application was decided as it was: the version, the features it saw, the PD,
         the decision at the served cut-off and the reasons, recomputed from the registered

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from mlgate.commands._common import console, emit_json, out, progress, state
+from mlgate.commands._common import JSON, console, emit_json, out, progress, state
 from mlgate.config import PlatformSettings
 from mlgate.gitops.pr import MergeResult, PullRequest
 
@@ -25,8 +25,6 @@ pr_app = typer.Typer(
     no_args_is_help=True,
 )
 aliases_app = typer.Typer(help="MLflow aliases that mirror git.", no_args_is_help=True)
-
-_JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 def _opened(pr: PullRequest, json_out: bool) -> None:
@@ -103,7 +101,7 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(
             None, "--reason", help="Why the gates are overridden (goes into the commit)."
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Open the PR that promotes MODEL VERSION to an environment (prod: as canary)."""
         from mlgate.gitops.promote import promote
@@ -145,7 +143,7 @@ def register(app: typer.Typer) -> None:
             help="The version's passing shadow analysis (`mlgate shadow analyze --report`): "
             "required when the policy's canary.phases start with shadow.",
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Start VERSION as canary next to the stable version (replacing its shadow, if any)."""
         from mlgate.gitops import canary
@@ -175,7 +173,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model"),
         weight: int = typer.Option(..., "--weight", help="Canary traffic %, 1..99."),
         env: str = typer.Option("prod", "--env"),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Change the canary's traffic weight (in git; Argo CD applies it)."""
         from mlgate.gitops import canary
@@ -192,7 +190,7 @@ def register(app: typer.Typer) -> None:
         report: Path | None = typer.Option(None, "--report", help="Canary gate report directory."),
         override_gates: bool = typer.Option(False, "--override-gates"),
         reason: str | None = typer.Option(None, "--reason"),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Make the canary stable and remove the old stable predictor."""
         from mlgate.gitops import canary
@@ -210,7 +208,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model"),
         env: str = typer.Option("prod", "--env"),
         reason: str = typer.Option(..., "--reason", help="Why (recorded with the quarantine)."),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Remove the canary (all traffic to stable) and quarantine its version. Always allowed."""
         from mlgate.gitops import canary
@@ -227,7 +225,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model"),
         env: str = typer.Option(..., "--env"),
         reason: str = typer.Option("", "--reason"),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """`git revert` the latest change to ENV and quarantine the reverted version."""
         from mlgate.gitops.rollback import rollback
@@ -237,7 +235,7 @@ def register(app: typer.Typer) -> None:
         _opened(pr, json_out)
 
     @app.command("status")
-    def status_cmd(ctx: typer.Context, json_out: bool = _JSON) -> None:
+    def status_cmd(ctx: typer.Context, json_out: bool = JSON) -> None:
         """What runs where (model x env), read from the GitOps repository's main alone."""
         from mlgate.gitops.status import read_status, status_table
 
@@ -251,7 +249,7 @@ def register(app: typer.Typer) -> None:
             out.print("open pull requests: " + ", ".join(st.open_prs))
 
     @pr_app.command("list")
-    def pr_list(ctx: typer.Context, json_out: bool = _JSON) -> None:
+    def pr_list(ctx: typer.Context, json_out: bool = JSON) -> None:
         """Open pull requests."""
         from mlgate.gitops.pr import list_prs
 
@@ -266,7 +264,7 @@ def register(app: typer.Typer) -> None:
 
     @pr_app.command("show")
     def pr_show(
-        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = _JSON
+        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = JSON
     ) -> None:
         """A pull request: description (the gate report), trailers and diff."""
         from mlgate.gitops.pr import show_pr
@@ -295,7 +293,7 @@ def register(app: typer.Typer) -> None:
             help="Who approved: a name on the GitOps repo's reviewers.yaml (repeat for two). "
             "Not with gitops.github_repo: there the PR's GitHub reviews are the approvals.",
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Merge under the four-eyes rules (adds Approved-by trailers)."""
         from mlgate.errors import BadInputError
@@ -320,7 +318,7 @@ def register(app: typer.Typer) -> None:
 
     @pr_app.command("close")
     def pr_close(
-        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = _JSON
+        ctx: typer.Context, branch: str = typer.Argument(...), json_out: bool = JSON
     ) -> None:
         """Close a pull request without merging it (its branch is deleted)."""
         from mlgate.gitops.pr import close_pr
@@ -337,7 +335,7 @@ def register(app: typer.Typer) -> None:
     def aliases_sync(
         ctx: typer.Context,
         model: list[str] = typer.Option([], "--model", help="Only these models."),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Set MLflow aliases dev/stage/prod/champion to what git says runs (idempotent)."""
         from mlgate.gitops.aliases import sync_aliases

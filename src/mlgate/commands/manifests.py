@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from mlgate.commands._common import emit_json, out, progress, state
+from mlgate.commands._common import JSON, emit_json, out, progress, state
 from mlgate.config import REPO_ROOT
 from mlgate.gitops.changed import VALIDATOR_SOURCE, ChangedTargets, changed_targets
 from mlgate.gitops.repo import GitopsRepo
@@ -22,8 +22,6 @@ COMMANDS = ("manifests",)
 manifests_app = typer.Typer(
     help="Kubernetes manifests of the platform and the models.", no_args_is_help=True
 )
-
-_JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +50,7 @@ def register(app: typer.Typer) -> None:
             help="The tree is mlgate's template (before `mlgate init`): list its placeholders "
             "instead of failing on them.",
         ),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Render every overlay and validate schemas, Seldon rules, pod security, PromQL,
         NetworkPolicy reachability and that no placeholder is left."""

@@ -9,14 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlgate.commands._common import emit_json, out, progress, state
+from mlgate.commands._common import JSON, emit_json, out, progress, state
 from mlgate.commands.gates import STYLE, print_reasons
 from mlgate.commands.gitops import _evidence, _opened
 from mlgate.gates.result import GateStatus
 
 COMMANDS = ("shadow",)
 
-_JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 EXIT = {GateStatus.PASS: 0, GateStatus.FAIL: 1, GateStatus.INCONCLUSIVE: 3}
 
 
@@ -38,7 +37,7 @@ def register(app: typer.Typer) -> None:
             help="The version's gate report for ENV (default: the one `gates run` wrote).",
         ),
         image: str | None = typer.Option(None, "--image"),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Open the pull request that runs VERSION as the shadow of ENV."""
         from mlgate.gitops import shadow
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         model: str = typer.Option(..., "--model"),
         env: str = typer.Option("prod", "--env"),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Open the pull request that removes the shadow of ENV."""
         from mlgate.gitops import shadow
@@ -73,7 +72,7 @@ def register(app: typer.Typer) -> None:
         ),
         policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML."),
         report: Path | None = typer.Option(None, "--report", help="Report folder."),
-        json_out: bool = _JSON,
+        json_out: bool = JSON,
     ) -> None:
         """Compare the shadow with stable on identical requests: exit 0 PASS, 1 FAIL,
         3 INCONCLUSIVE, 2 bad input."""
