@@ -502,8 +502,9 @@ def reproduce_version(
     source = "stored"
     training_set: pd.DataFrame | None = None
     data_fp = lineage.data_fingerprint
-    bias = recorded_label_bias(settings, lineage)  # its labels were biased on purpose
+    bias = None
     try:
+        bias = recorded_label_bias(settings, lineage)  # its labels were biased on purpose
         say("rebuilding the training set through Feast over the recorded window")
         end = pd.Timestamp(windows.data_end) + pd.Timedelta(microseconds=1)
         rebuilt = build_training_set(settings, dataset, start=windows.data_start, end=end)
