@@ -65,7 +65,9 @@ def cleanup() -> Iterator[list[str]]:
 def test_a_killed_runs_container_is_removed_and_unmounted_by_the_next(cleanup: list[str]) -> None:
     ctr, root = _killed_run()
     cleanup.append(ctr)
-    assert ctr.startswith(containers.PREFIX) and ctr in _names() and _mounted(root)
+    # The kill left it (the process printed it made and mounted it, then died): no assertion
+    # that it is still there, as a parallel test's sweep may already have taken it.
+    assert ctr.startswith(containers.PREFIX)
     containers.remove_left_containers()  # (a parallel test's sweep may have come first)
     assert ctr not in _names() and not _mounted(root)
 
