@@ -10,8 +10,8 @@ before mlgate makes a container it removes the ones whose owner is gone
 (`remove_left_containers`). A pid the kernel has since given to another process does not keep
 a container (the start time differs); a live owner's container, a container mlgate did not
 name, and one in which a process still runs (its root inside the container's mount point: the
-server of a killed `mlgate images run` is stopped first, not pulled from under itself) are
-never touched.
+server a killed `mlgate images run` left keeps its root until someone stops it) are never
+touched.
 """
 
 from __future__ import annotations
