@@ -120,6 +120,11 @@ class Fitted:
     label_bias: LabelBias | None = None  # labels relabelled on purpose (data.label_bias)
 
     @property
+    def label_bias_text(self) -> str | None:
+        """The label bias as its one line (run parameter, MLflow tag, model card)."""
+        return self.label_bias.text() if self.label_bias is not None else None
+
+    @property
     def key_columns(self) -> list[str]:
         ds = self.dataset
         # row_key may equal entity_key (a table with no customer id): each column once.
@@ -149,8 +154,8 @@ class Fitted:
                 **{f"rows.{k}": v for k, v in self._rows().items()},
             }
         )
-        if self.label_bias is not None:
-            out["label_bias"] = self.label_bias.text()
+        if self.label_bias_text is not None:
+            out["label_bias"] = self.label_bias_text
         return out
 
     def _rows(self) -> dict[str, int]:
@@ -191,7 +196,7 @@ class Fitted:
             windows=self.split.windows.model_dump_json(),
             event_timestamp_column=self.dataset.event_timestamp,
             algorithm=self.model_cfg.algorithm,
-            label_bias=self.label_bias.text() if self.label_bias is not None else None,
+            label_bias=self.label_bias_text,
             # a policy of the reviewed directory is recorded by name (the only form the gates
             # and promote accept); any other path is recorded as is and refused there
             gate_policy=(p.name if p.parent.resolve() == policy_dir().resolve() else str(p))
@@ -221,7 +226,7 @@ class Fitted:
             dataset_source=f"{ds.resolved_format}: {ds.path}",
             data_fingerprint=self.data_fingerprint,
             training_set_fingerprint=self.training_set_fp,
-            label_bias=self.label_bias.text() if self.label_bias is not None else None,
+            label_bias=self.label_bias_text,
             feature_service=self.feature_service,
             feature_views=self.feature_views,
             git_commit=self.git_commit,
