@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from mlgate.packaging import containers, tools
-from mlgate.serving.procs import start_time
 
 pytestmark = pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah not installed")
 
@@ -90,7 +89,7 @@ def test_a_container_a_process_still_runs_in_is_left_until_it_ends(cleanup: list
     # The owner is a process of this test, so no sweep (another test's, in parallel) may take
     # the container before the server runs in it; then the owner dies, as a killed run does.
     owner = subprocess.Popen(["sleep", "300"])
-    ctr = f"{containers.PREFIX}{owner.pid}-{start_time(owner.pid)}-{os.urandom(4).hex()}"
+    ctr = containers.owned_name(owner.pid)
     tools.buildah(["from", "--pull=false", "--name", ctr, "scratch"])
     cleanup.append(ctr)
     root = tools.buildah(["mount", ctr]).stdout.strip()

@@ -32,9 +32,10 @@ _OWNED = re.compile(r"^mlgate-run-(\d+)-(\d+)-[0-9a-f]{8}$")
 log = logging.getLogger(__name__)
 
 
-def owned_name() -> str:
-    """A name for a new container owned by this process (`buildah from --name`)."""
-    pid = os.getpid()
+def owned_name(pid: int | None = None) -> str:
+    """A name for a new container owned by process `pid`, this one by default (`buildah from
+    --name`)."""
+    pid = os.getpid() if pid is None else pid
     return f"{PREFIX}{pid}-{start_time(pid)}-{secrets.token_hex(4)}"
 
 
